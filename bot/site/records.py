@@ -1,0 +1,111 @@
+"""Plain records of roles and users, shaped like the site's JSON.
+
+The engine compares and sends these; discord.py objects are converted to them at the edge, so
+the engine, the benchmarks and the tests never need a Discord client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+USER_FIELDS = ("name", "display_name", "discriminator", "roles", "in_guild")
+ROLE_FIELDS = ("name", "colour", "permissions", "position")
+
+
+class RecordError(ValueError):
+    """A JSON object from the site that does not have the shape of a user or a role."""
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecordError(f"field {key!r} should be an integer, got {value!r:.80}")
+    return value
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise RecordError(f"field {key!r} should be a string, got {value!r:.80}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    id: int
+    name: str
+    colour: int
+    permissions: int
+    position: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> Role:
+        if not isinstance(data, dict):
+            raise RecordError(f"a role should be an object, got {data!r:.80}")
+        return cls(
+            id=_int(data, "id"),
+            name=_str(data, "name"),
+            colour=_int(data, "colour"),
+            permissions=_int(data, "permissions"),
+            position=_int(data, "position"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "colour": self.colour,
+            "permissions": self.permissions,
+            "position": self.position,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A guild member as the site stores it; `roles` is a frozenset because order never matters."""
+
+    id: int
+    name: str
+    display_name: str
+    discriminator: int
+    roles: frozenset[int]
+    in_guild: bool = True
+
+    @classmethod
+    def from_json(cls, data: Any) -> User:
+        if not isinstance(data, dict):
+            raise RecordError(f"a user should be an object, got {data!r:.80}")
+        roles = data.get("roles", [])
+        if not isinstance(roles, list) or not all(
+            isinstance(r, int) and not isinstance(r, bool) for r in roles
+        ):
+            raise RecordError(f"field 'roles' should be a list of integers, got {roles!r:.80}")
+        in_guild = data.get("in_guild", True)
+        if not isinstance(in_guild, bool):
+            raise RecordError(f"field 'in_guild' should be a boolean, got {in_guild!r:.80}")
+        display_name = data.get("display_name", "")
+        if not isinstance(display_name, str):
+            raise RecordError(f"field 'display_name' should be a string, got {display_name!r:.80}")
+        return cls(
+            id=_int(data, "id"),
+            name=_str(data, "name"),
+            display_name=display_name,
+            discriminator=_int(data, "discriminator"),
+            roles=frozenset(roles),
+            in_guild=in_guild,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, **self.fields_json(USER_FIELDS)}
+
+    def fields_json(self, fields: tuple[str, ...] | frozenset[str]) -> dict[str, Any]:
+        """The JSON of the given fields only, as a partial update sends them."""
+        out: dict[str, Any] = {}
+        for field in fields:
+            value = getattr(self, field)
+            out[field] = sorted(value) if field == "roles" else value
+        return out
+
+    def differing_fields(self, other: User) -> frozenset[str]:
+        return frozenset(f for f in USER_FIELDS if getattr(self, f) != getattr(other, f))
