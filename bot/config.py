@@ -1,0 +1,271 @@
+"""Settings from the environment and an optional `.env` file, validated once at start-up.
+
+One table (`FIELDS`) names every setting, its parser, default and meaning, so start-up errors,
+`.env.example` and the operator docs cannot drift apart. A bad value stops start-up with one line
+naming the setting (`SettingsError`), and secrets are wrapped in `Secret` so no repr, log line or
+traceback can show them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+MAX_CHUNK_SIZE = 5000
+MAX_IN_FLIGHT = 16
+UPSTREAM_DEV_SITE_KEY = "badbot13m0n8f570f942013fc818f234916ca531"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message is one line and names the setting."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, str or f-string."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# -- parsers: each takes the raw text and returns the value or raises ValueError(reason) --------
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _float_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _snowflake(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError("must be a Discord id (a whole number)") from None
+    if not 0 < value < 2**63:
+        raise ValueError("must be a Discord id between 1 and 2^63-1")
+    return value
+
+
+def _optional_snowflake(text: str) -> int | None:
+    return _snowflake(text) if text.strip() else None
+
+
+def _snowflakes(text: str) -> tuple[int, ...]:
+    return tuple(_snowflake(part) for part in text.replace(" ", ",").split(",") if part)
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return text.strip().rstrip("/")
+
+
+def _optional_http_url(text: str) -> str | None:
+    return _http_url(text) if text.strip() else None
+
+
+def _state_url(text: str) -> str:
+    scheme = urlsplit(text.strip()).scheme
+    if scheme not in ("sqlite", "redis", "rediss"):
+        raise ValueError("must start with sqlite:/// or redis://")
+    return text.strip()
+
+
+def _secret(text: str) -> Secret | None:
+    return Secret(text.strip()) if text.strip() else None
+
+
+def _required_secret(text: str) -> Secret:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return Secret(text.strip())
+
+
+def _prefix(text: str) -> str:
+    if not text or text.isspace() or len(text) > 10:
+        raise ValueError("must be 1 to 10 characters, not only spaces")
+    return text
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class Field:
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+    secret: bool = False
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("BOT_TOKEN", "bot_token", _secret, "",
+          "Discord bot token; empty runs the sandbox demo", True),
+    Field("GUILD_ID", "guild_id", _optional_snowflake, "",
+          "The guild to sync (needed with a token)"),
+    Field("SYNC_LOG_CHANNEL_ID", "log_channel_id", _optional_snowflake, "",
+          "Channel for live progress and every sync error (needed with a token)"),
+    Field("SYNC_MODERATOR_ROLE_IDS", "moderator_role_ids", _snowflakes, "",
+          "Comma-separated role ids allowed to run !sync (administrators always are)"),
+    Field("BOT_PREFIX", "prefix", _prefix, "!", "Command prefix"),
+    Field("URLS_SITE_API", "site_api_url", _http_url, "http://site:8000/api",
+          "The site's API base URL"),
+    Field("API_KEYS_SITE_API", "site_api_key", _required_secret, UPSTREAM_DEV_SITE_KEY,
+          "The site's API token (Authorization: Token ...)", True),
+    Field("SYNC_CHUNK_SIZE", "chunk_size", _int_between(1, MAX_CHUNK_SIZE), "1000",
+          f"Users per site request, at most {MAX_CHUNK_SIZE}; the site slows past 1000"),
+    Field("SYNC_MAX_IN_FLIGHT", "max_in_flight", _int_between(1, MAX_IN_FLIGHT), "2",
+          "Most site requests at once; the sender adapts below this"),
+    Field("SYNC_PAGE_SIZE", "page_size", _int_between(1, 10000), "2500",
+          "Users per page when reading the site"),
+    Field("SYNC_REQUEST_TIMEOUT", "request_timeout", _float_between(1, 900), "120",
+          "Seconds before one site request is abandoned and retried"),
+    Field("SYNC_RETRY_ATTEMPTS", "retry_attempts", _int_between(1, 20), "5",
+          "Attempts per site request before the chunk is reported failed"),
+    Field("SYNC_STATE_URL", "state_url", _state_url, "sqlite:///data/sync-state.sqlite3",
+          "Run journal and lock store: sqlite:///path or redis://host:port/db"),
+    Field("SYNC_STARTUP", "startup_sync", _bool, "true", "Run a roles-then-users sync at start-up"),
+    Field("SYNC_CHUNKING_TIMEOUT", "chunking_timeout", _float_between(1, 3600), "300",
+          "Seconds to wait for the guild's member list before giving up on the start-up sync"),
+    Field("SYNC_GUARD_LEFT_SHARE", "guard_left_share", _float_between(0, 1), "0.10",
+          "An automatic run marking more than this share of users as left asks a moderator first"),
+    Field("SYNC_GUARD_ROLE_DELETE_SHARE", "guard_role_delete_share", _float_between(0, 1), "0.10",
+          "An automatic run deleting more than this share of roles asks a moderator first"),
+    Field("SYNC_GUARD_TIMEOUT", "guard_timeout", _float_between(1, 86400), "900",
+          "Seconds the guard's confirmation waits before it cancels"),
+    Field("SYNC_BREAKER_THRESHOLD", "breaker_threshold", _int_between(1, 100), "3",
+          "Consecutive failed automatic runs before automatic runs stop"),
+    Field("BOT_SENTRY_DSN", "sentry_dsn", _secret, "", "Sentry DSN; empty disables Sentry", True),
+    Field("BOT_SENTRY_ENVIRONMENT", "sentry_environment", _text, "production",
+          "Sentry environment name"),
+    Field("LOG_LEVEL", "log_level", _log_level, "INFO", "Logging level"),
+    Field("DISCORD_API_URL", "discord_api_url", _optional_http_url, "",
+          "Sandbox only: a loopback Discord REST base; empty means discord.com"),
+    Field("DISCORD_GATEWAY_URL", "discord_gateway_url", _text, "",
+          "Sandbox only: a loopback Discord gateway URL; empty means Discord's"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    bot_token: Secret | None
+    guild_id: int | None
+    log_channel_id: int | None
+    moderator_role_ids: tuple[int, ...]
+    prefix: str
+    site_api_url: str
+    site_api_key: Secret
+    chunk_size: int
+    max_in_flight: int
+    page_size: int
+    request_timeout: float
+    retry_attempts: int
+    state_url: str
+    startup_sync: bool
+    chunking_timeout: float
+    guard_left_share: float
+    guard_role_delete_share: float
+    guard_timeout: float
+    breaker_threshold: int
+    sentry_dsn: Secret | None
+    sentry_environment: str
+    log_level: str
+    discord_api_url: str | None
+    discord_gateway_url: str
+
+    def check_bot_ready(self) -> None:
+        """Settings the real bot cannot run without (the sandbox fills them in itself)."""
+        for env, value in (
+            ("GUILD_ID", self.guild_id),
+            ("SYNC_LOG_CHANNEL_ID", self.log_channel_id),
+        ):
+            if value is None:
+                raise SettingsError(f"setting {env}: must be set to run the bot")
+
+    def secrets(self) -> list[str]:
+        """Every secret's plain value, for the log and Sentry scrubbers."""
+        found = (getattr(self, f.attr) for f in FIELDS if f.secret)
+        return [s.reveal() for s in found if isinstance(s, Secret) and s.reveal()]
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Read settings; the process environment wins over `.env`, which wins over the defaults."""
+    values: dict[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update(dotenv_values(env_file))
+    values.update(os.environ if environ is None else environ)
+    parsed: dict[str, Any] = {}
+    for field in FIELDS:
+        raw = values.get(field.env)
+        text = field.default if raw is None else raw
+        try:
+            parsed[field.attr] = field.parse(text)
+        except ValueError as error:
+            shown = "" if field.secret else f" (got {text!r:.60})"
+            raise SettingsError(f"setting {field.env}: {error}{shown}") from None
+    assert {f.attr for f in FIELDS} == {f.name for f in fields(Settings)}
+    return Settings(**parsed)

@@ -1,0 +1,68 @@
+"""Run the real bot: settings, logging, Sentry, then a discord.py bot with the sync extension."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+from discord.ext import commands
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.log import setup_logging
+
+log = logging.getLogger(__name__)
+
+SYNC_EXTENSION = "bot.exts.sync"
+
+
+def intents() -> discord.Intents:
+    """Members to see the guild's list; message content for prefix commands; no presences."""
+    chosen = discord.Intents.default()
+    chosen.members = True
+    chosen.message_content = True
+    chosen.presences = False
+    return chosen
+
+
+def build_bot(settings: Settings) -> commands.Bot:
+    bot = commands.Bot(
+        command_prefix=settings.prefix,
+        intents=intents(),
+        allowed_mentions=discord.AllowedMentions.none(),
+        help_command=None,
+    )
+    bot.sync_settings = settings  # type: ignore[attr-defined]  # read by the extension's setup()
+    return bot
+
+
+async def run(settings: Settings) -> None:
+    if settings.discord_api_url:
+        from bot.sandbox.discord.client_patch import point_discord_py_at
+
+        point_discord_py_at(settings.discord_api_url, settings.discord_gateway_url)
+        log.info("using the loopback Discord at %s", settings.discord_api_url)
+    bot = build_bot(settings)
+    async with bot:
+        await bot.load_extension(SYNC_EXTENSION)
+        assert settings.bot_token is not None
+        await bot.start(settings.bot_token.reveal())
+
+
+def main() -> int:
+    settings = load_settings()
+    if settings.bot_token is None:
+        raise SettingsError("setting BOT_TOKEN: must be set to run the bot")
+    settings.check_bot_ready()
+    setup_logging(settings.log_level, settings.secrets())
+    try:
+        asyncio.run(run(settings))
+    except discord.LoginFailure:
+        log.error("Discord refused the bot token (BOT_TOKEN)")
+        return 1
+    except discord.PrivilegedIntentsRequired:
+        log.error("enable the Server Members and Message Content intents for this application")
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
