@@ -1,0 +1,1 @@
+"""discord.py extensions shipped with the project."""

@@ -1,0 +1,69 @@
+"""Text for the log channel: escaped, ping-free, and always under Discord's 2,000 characters.
+
+Names come from users and can hold markdown, mentions and `@everyone`; every name passes through
+`literal()` before it reaches a message, and every message passes through `fit()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import arrow
+import discord
+
+MESSAGE_LIMIT = 2000
+BAR_WIDTH = 20
+
+
+def literal(text: str) -> str:
+    """A user-provided name rendered as plain text: no markdown, no mentions."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+def fit(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Cut a message to the limit, saying that it was cut."""
+    if len(text) <= limit:
+        return text
+    marker = "\n… (cut to fit)"
+    return text[: limit - len(marker)] + marker
+
+
+def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    share = 1.0 if total <= 0 else min(1.0, done / total)
+    filled = round(share * width)
+    return f"`[{'█' * filled}{'░' * (width - filled)}]` {share:.0%}"
+
+
+def count(n: int) -> str:
+    return f"{n:,}"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
+
+
+def eta(seconds_left: float | None) -> str:
+    """Remaining time in words ('in 3 minutes'), via arrow so it reads naturally."""
+    if seconds_left is None:
+        return "estimating…"
+    now = arrow.utcnow()
+    return now.shift(seconds=seconds_left).humanize(now)
+
+
+def id_list(ids: Iterable[int], limit: int = 25) -> str:
+    ids = list(ids)
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f" … and {count(len(ids) - limit)} more" if len(ids) > limit else "")
+
+
+def site_message(body: object, limit: int = 300) -> str:
+    """The site's answer, cut short and fenced so it cannot format or ping."""
+    text = body if isinstance(body, str) else repr(body)
+    text = text.replace("`", "ˋ")
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return f"`{text}`"
