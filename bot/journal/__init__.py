@@ -1,0 +1,44 @@
+"""Run journal, single-flight locks and circuit breaker for the sync cog.
+
+Knows nothing about Discord or HTTP: the cog records runs here, takes a lock per kind of run
+so two processes never run the same sync at once, and asks the breaker before an automatic
+run, so a sync that keeps failing stops and says so instead of repeating at every restart.
+"""
+
+from bot.journal.base import Journal, JournalUnavailable, LockBusy
+from bot.journal.breaker import Breaker, BreakerChange, Decision
+from bot.journal.factory import open_journal
+from bot.journal.lease import Lease
+from bot.journal.records import (
+    CANCELLED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    SUCCEEDED,
+    BreakerState,
+    CorruptRecord,
+    LockHolder,
+    RecordError,
+    Run,
+)
+
+__all__ = [
+    "CANCELLED",
+    "FAILED",
+    "INTERRUPTED",
+    "RUNNING",
+    "SUCCEEDED",
+    "Breaker",
+    "BreakerChange",
+    "BreakerState",
+    "CorruptRecord",
+    "Decision",
+    "Journal",
+    "JournalUnavailable",
+    "Lease",
+    "LockBusy",
+    "LockHolder",
+    "RecordError",
+    "Run",
+    "open_journal",
+]
