@@ -1,0 +1,460 @@
+"""The Sync cog: Discord events and moderator commands in, engine runs out, the story in the log.
+
+Everything that writes to the site goes through the engine: member events through its coalescing
+queue, role events and commands as runs. Runs of one kind never overlap: a moderator asking
+twice is told where to watch the run in progress, an automatic run waits its turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.engine import SyncEngine
+from bot.engine.progress import BadRecords, ChunkFailed, ProgressEvent, RunFinished
+from bot.exts.sync.checks import is_moderator
+from bot.exts.sync.discord_guild import DiscordGuildState, member_record
+from bot.exts.sync.guard import GuardAnswer, GuardView, judge
+from bot.exts.sync.messages import count, fit, literal
+from bot.exts.sync.reporter import NO_PINGS, RunReporter, summary
+from bot.exts.sync.sentry import init_sentry
+from bot.exts.sync.tracing import RunTrace, StartupCheckIn, sentry_on, track_error
+from bot.site import RetryPolicy, SiteClient
+
+log = logging.getLogger(__name__)
+
+STARTUP, EVENT, COMMAND = "start-up", "event", "command"
+TITLES = {"roles": "Role sync", "users": "User sync", "role-delete": "Role deletion"}
+LOCK_OF_KIND = {"roles": "roles", "role-delete": "roles", "users": "users"}
+HISTORY = 10
+
+
+@dataclass
+class ActiveRun:
+    run_id: str
+    kind: str
+    trigger: str
+    actor: str | None
+    reporter: RunReporter
+    task: asyncio.Task[RunFinished]
+    started: float = field(default_factory=time.monotonic)
+
+
+class SyncCog(commands.Cog, name="Sync"):
+    def __init__(self, bot: commands.Bot, settings: Settings) -> None:
+        self.bot = bot
+        self.settings = settings
+        self.client = SiteClient(
+            settings.site_api_url,
+            settings.site_api_key.reveal(),
+            timeout=settings.request_timeout,
+            retry=RetryPolicy(attempts=settings.retry_attempts),
+        )
+        self.engine: SyncEngine | None = None
+        self.guild_state: DiscordGuildState | None = None
+        self.active: dict[str, ActiveRun] = {}
+        self.history: deque[RunFinished] = deque(maxlen=HISTORY)
+        self.ready = asyncio.Event()
+        self._locks = {name: asyncio.Lock() for name in set(LOCK_OF_KIND.values())}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def cog_load(self) -> None:
+        if self.settings.sentry_dsn is not None:
+            init_sentry(
+                self.settings.sentry_dsn.reveal(),
+                self.settings.sentry_environment,
+                self.settings.secrets(),
+            )
+        self._spawn(self._start(), "sync-startup")
+
+    async def cog_unload(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        if self.engine is not None:
+            await self.engine.close()
+        await self.client.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _start(self) -> None:
+        """Wait for the full member list, then sync roles and users once."""
+        await self.bot.wait_until_ready()
+        guild = self.bot.get_guild(self.settings.guild_id or 0)
+        if guild is None:
+            log.error("the bot is not in the configured guild %s", self.settings.guild_id)
+            return
+        if not guild.chunked:
+            try:
+                await asyncio.wait_for(guild.chunk(), timeout=self.settings.chunking_timeout)
+            except TimeoutError:
+                await self.post(
+                    f"⚠️ The guild's member list did not finish loading within "
+                    f"{self.settings.chunking_timeout:g} s, so no user sync was started (it would "
+                    "have marked every member not yet loaded as having left). Run `"
+                    f"{self.settings.prefix}sync users` once the bot has every member."
+                )
+                return
+        self.guild_state = DiscordGuildState(guild)
+        self.engine = SyncEngine(
+            self.client,
+            self.guild_state,
+            chunk_size=self.settings.chunk_size,
+            max_in_flight=self.settings.max_in_flight,
+            page_size=self.settings.page_size,
+        )
+        self.engine.subscribe(self._report_event_errors)
+        self.engine.start()
+        self.ready.set()
+        log.info("guild %s has %s members cached; sync is ready", guild.id, guild.member_count)
+        if self.settings.startup_sync:
+            await self._startup_sync()
+
+    async def _startup_sync(self) -> None:
+        check_in = StartupCheckIn()
+        check_in.begin()
+        started = time.monotonic()
+        roles = await self.run("roles", trigger=STARTUP)
+        users = None
+        if roles is not None and roles.status == "finished":
+            users = await self.run("users", trigger=STARTUP)
+        ok = users is not None and users.status == "finished"
+        check_in.end(ok, time.monotonic() - started)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    @property
+    def log_channel(self) -> discord.abc.Messageable | None:
+        channel = self.bot.get_channel(self.settings.log_channel_id or 0)
+        return channel if isinstance(channel, discord.abc.Messageable) else None
+
+    async def post(self, text: str, **kwargs: Any) -> discord.Message | None:
+        channel = self.log_channel
+        if channel is None:
+            log.error(
+                "log channel %s not found; message was: %s", self.settings.log_channel_id, text
+            )
+            return None
+        try:
+            return await channel.send(fit(text), allowed_mentions=NO_PINGS, **kwargs)
+        except discord.HTTPException:
+            log.exception("could not post to the log channel: %s", text)
+            return None
+
+    def running(self, kind: str) -> ActiveRun | None:
+        lock_name = LOCK_OF_KIND[kind]
+        return next((r for r in self.active.values() if LOCK_OF_KIND[r.kind] == lock_name), None)
+
+    async def run(
+        self,
+        kind: str,
+        *,
+        trigger: str,
+        actor: discord.abc.User | None = None,
+        dry_run: bool = False,
+        role: discord.Role | None = None,
+        ctx: commands.Context | None = None,
+    ) -> RunFinished | None:
+        """One sync run, reported in the log channel. Automatic runs wait for a running run of
+        the same kind; a command is refused (the caller checks `running` first)."""
+        assert self.engine is not None
+        async with self._locks[LOCK_OF_KIND[kind]]:
+            automatic = trigger != COMMAND
+            if automatic and not dry_run and not await self._guard_allows(kind):
+                return None
+            run_id = uuid.uuid4().hex[:12]
+            who = f" by {literal(actor.display_name)}" if actor is not None else ""
+            what = {
+                "roles": "roles",
+                "users": "users",
+                "role-delete": f"role {literal(role.name) if role else '?'} deleted on Discord",
+            }[kind]
+            headline = f"{'dry run of ' if dry_run else ''}{what} · {trigger}{who}"
+            channel = self.log_channel
+            if channel is None:
+                log.error(
+                    "log channel %s not found; running unreported", self.settings.log_channel_id
+                )
+            reporter = RunReporter(
+                channel or _NullChannel(),
+                title=TITLES[kind],
+                headline=headline,
+                run_id=run_id,
+                track_error=track_error,
+            )
+            await reporter.open()
+            if ctx is not None:
+                await ctx.reply(
+                    f"Started; follow it here: {reporter.jump_url}", allowed_mentions=NO_PINGS
+                )
+            unsubscribe = [self.engine.subscribe(reporter.feed)]
+            if sentry_on():
+                unsubscribe.append(self.engine.subscribe(RunTrace(run_id, kind, trigger).feed))
+            task = asyncio.create_task(self._engine_run(kind, run_id, trigger, dry_run, role))
+            actor_name = str(actor) if actor is not None else None
+            self.active[run_id] = ActiveRun(run_id, kind, trigger, actor_name, reporter, task)
+            try:
+                report = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.cancel()
+                report = await _finished_or_cancelled(task, run_id, kind, trigger)
+            except Exception as error:  # a bug or an unreadable site: report, never crash
+                log.exception("sync run %s failed", run_id)
+                report = RunFinished(run_id, kind, trigger, "failed", error=_describe(error))
+            finally:
+                del self.active[run_id]
+            await self.engine.progress.idle()
+            for stop in unsubscribe:
+                stop()
+            await reporter.close(report)
+            self.history.appendleft(report)
+            return report
+
+    async def _engine_run(
+        self, kind: str, run_id: str, trigger: str, dry_run: bool, role: discord.Role | None
+    ) -> RunFinished:
+        assert self.engine is not None
+        if kind == "roles":
+            return await self.engine.sync_roles(dry_run=dry_run, run_id=run_id, trigger=trigger)
+        if kind == "users":
+            return await self.engine.sync_users(dry_run=dry_run, run_id=run_id, trigger=trigger)
+        assert role is not None
+        return await self.engine.delete_role(role.id, run_id=run_id, trigger=trigger)
+
+    async def _guard_allows(self, kind: str) -> bool:
+        """Ask a moderator before an automatic run removes more than the allowed share."""
+        assert self.engine is not None
+        if kind != "users":
+            return True
+        plan = await self.engine.plan_users()
+        verdict = judge(
+            leaving=plan.left,
+            site_users=plan.site_users,
+            role_deletes=0,
+            site_roles=0,
+            left_share=self.settings.guard_left_share,
+            role_share=self.settings.guard_role_delete_share,
+        )
+        if not verdict.trips:
+            return True
+        view = GuardView(
+            self.settings.moderator_role_ids,
+            details=lambda: plan.describe(),
+            timeout=self.settings.guard_timeout,
+        )
+        message = await self.post(
+            f"🛑 An automatic user sync would {verdict.reason}. That usually means the bot "
+            "sees only part of the guild. Nothing was written. A moderator can apply it, "
+            "look at the details, or cancel.",
+            view=view,
+        )
+        if message is None:
+            return False
+        answer, who = await view.answer
+        outcome = {
+            GuardAnswer.APPLY: f"applied by {literal(who or '?')}",
+            GuardAnswer.CANCEL: f"cancelled by {literal(who or '?')}",
+            GuardAnswer.TIMED_OUT: "cancelled: nobody answered in time",
+        }[answer]
+        await self.post(f"Guard for the automatic user sync: {outcome}.")
+        return answer is GuardAnswer.APPLY
+
+    async def _report_event_errors(self, event: ProgressEvent) -> None:
+        """Errors of writes queued by member events (no run message to attach them to)."""
+        if event.run_id in self.active or not isinstance(event, BadRecords | ChunkFailed):
+            return
+        reporter = RunReporter(
+            self.log_channel or _NullChannel(),
+            title="Member updates",
+            headline="events",
+            run_id=event.run_id,
+            track_error=track_error,
+        )
+        await reporter.feed(event)
+
+    # -- listeners -------------------------------------------------------------------------
+
+    def _ours(self, guild: discord.Guild) -> bool:
+        return self.engine is not None and guild.id == self.settings.guild_id
+
+    @commands.Cog.listener()
+    async def on_guild_role_create(self, role: discord.Role) -> None:
+        if self._ours(role.guild):
+            self._spawn(self.run("roles", trigger=EVENT), "sync-role-create")
+
+    @commands.Cog.listener()
+    async def on_guild_role_update(self, before: discord.Role, after: discord.Role) -> None:
+        if self._ours(after.guild):
+            self._spawn(self.run("roles", trigger=EVENT), "sync-role-update")
+
+    @commands.Cog.listener()
+    async def on_guild_role_delete(self, role: discord.Role) -> None:
+        if self._ours(role.guild):
+            self._spawn(self.run("role-delete", trigger=EVENT, role=role), "sync-role-delete")
+
+    @commands.Cog.listener()
+    async def on_member_join(self, member: discord.Member) -> None:
+        if self._ours(member.guild):
+            assert self.engine is not None
+            self.engine.enqueue_member(member.id, "all", upsert=True)
+
+    @commands.Cog.listener()
+    async def on_member_remove(self, member: discord.Member) -> None:
+        if self._ours(member.guild):
+            assert self.engine is not None
+            self.engine.enqueue_member(member.id, {"in_guild"})
+
+    @commands.Cog.listener()
+    async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
+        if self._ours(after.guild):
+            assert self.engine is not None
+            changed = member_record(before).differing_fields(member_record(after))
+            if changed:
+                self.engine.enqueue_member(after.id, changed)
+
+    @commands.Cog.listener()
+    async def on_user_update(self, before: discord.User, after: discord.User) -> None:
+        if self.engine is None or self.guild_state is None:
+            return
+        if self.guild_state.guild.get_member(after.id) is not None:
+            self.engine.enqueue_member(after.id, {"name", "display_name", "discriminator"})
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def cog_check(self, ctx: commands.Context) -> bool:
+        return is_moderator(ctx.author, self.settings.moderator_role_ids)
+
+    async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:
+        if isinstance(error, commands.CheckFailure):
+            await ctx.reply("Only moderators can run sync commands.", allowed_mentions=NO_PINGS)
+        elif isinstance(error, commands.UserInputError):
+            await ctx.reply(fit(f"{error}"), allowed_mentions=NO_PINGS)
+        else:
+            return
+        ctx.command_failed_handled = True  # type: ignore[attr-defined]
+
+    @commands.group(name="sync", invoke_without_command=True)
+    async def sync_group(self, ctx: commands.Context) -> None:
+        """Sync the site with the guild."""
+        p = ctx.clean_prefix
+        await ctx.reply(
+            f"`{p}sync users [--dry-run]` · `{p}sync roles [--dry-run]` · `{p}sync status` · "
+            f"`{p}sync cancel`",
+            allowed_mentions=NO_PINGS,
+        )
+
+    async def _command_run(self, ctx: commands.Context, kind: str, options: str) -> None:
+        dry_run = _parse_options(options)
+        if self.engine is None:
+            await ctx.reply(
+                "Not ready yet: the bot is still loading the guild's member list.",
+                allowed_mentions=NO_PINGS,
+            )
+            return
+        current = self.running(kind)
+        if current is not None:
+            await ctx.reply(
+                f"A {TITLES[current.kind].lower()} is already running "
+                f"(run `{current.run_id}`); watch it here: {current.reporter.jump_url}",
+                allowed_mentions=NO_PINGS,
+            )
+            return
+        await self.run(kind, trigger=COMMAND, actor=ctx.author, dry_run=dry_run, ctx=ctx)
+
+    @sync_group.command(name="users")
+    async def sync_users(self, ctx: commands.Context, *, options: str = "") -> None:
+        """Compare every member with the site and write what differs."""
+        await self._command_run(ctx, "users", options)
+
+    @sync_group.command(name="roles")
+    async def sync_roles(self, ctx: commands.Context, *, options: str = "") -> None:
+        """Compare the guild's roles with the site and write what differs."""
+        await self._command_run(ctx, "roles", options)
+
+    @sync_group.command(name="cancel")
+    async def cancel(self, ctx: commands.Context) -> None:
+        """Stop the runs in progress; what was written stays written, a rerun does the rest."""
+        if not self.active:
+            await ctx.reply("No sync is running.", allowed_mentions=NO_PINGS)
+            return
+        for active in list(self.active.values()):
+            active.task.cancel()
+        await ctx.reply(
+            f"Cancelling {count(len(self.active))} run(s); the log shows where each stopped.",
+            allowed_mentions=NO_PINGS,
+        )
+
+    @sync_group.command(name="status")
+    async def status(self, ctx: commands.Context) -> None:
+        """The runs in progress with their live numbers, and the last runs."""
+        lines = []
+        for active in self.active.values():
+            meter = active.reporter.meter
+            planned = "?" if meter.planned is None else count(meter.planned)
+            lines.append(
+                f"▶️ {TITLES[active.kind]} `{active.run_id}` ({active.trigger}): "
+                f"{count(meter.done)} / {planned} users, {count(round(meter.rate))}/s — "
+                f"{active.reporter.jump_url}"
+            )
+        if not lines:
+            lines.append("No sync is running.")
+        if self.history:
+            lines.append("**Last runs**")
+            lines.extend(
+                f"• {TITLES.get(r.kind, r.kind)} `{r.run_id}` ({r.trigger}): {summary(r)}"
+                for r in self.history
+            )
+        await ctx.reply(fit("\n".join(lines)), allowed_mentions=NO_PINGS)
+
+
+def _parse_options(options: str) -> bool:
+    words = options.split()
+    unknown = [w for w in words if w != "--dry-run"]
+    if unknown:
+        raise commands.BadArgument(
+            f"Unknown option {literal(unknown[0])}; the only option is `--dry-run`."
+        )
+    return bool(words)
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+async def _finished_or_cancelled(
+    task: asyncio.Task[RunFinished], run_id: str, kind: str, trigger: str
+) -> RunFinished:
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return RunFinished(run_id, kind, trigger, "cancelled")
+
+
+class _NullChannel:
+    """Stands in for a missing log channel so a run still happens (and is logged)."""
+
+    async def send(self, content: str, **_: Any) -> None:
+        log.warning("no log channel: %s", content)
+        return None

@@ -1,0 +1,194 @@
+"""One run's story in the log channel: a start message edited live, its summary, every error.
+
+The live message is edited at most once every `min_edit_interval` seconds (Discord allows five
+message edits per five seconds per channel, and moderators read it, not a ticker). discord.py
+itself waits out any 429 Discord still answers. Errors are posted as their own messages so they
+stay visible after the live message has moved on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import discord
+
+from bot.engine.progress import (
+    BadRecords,
+    ChunkDone,
+    ChunkFailed,
+    PlanUpdated,
+    ProgressEvent,
+    RateMeter,
+    Retrying,
+    RunFinished,
+)
+from bot.exts.sync.messages import count, duration, eta, fit, id_list, progress_bar, site_message
+
+log = logging.getLogger(__name__)
+
+NO_PINGS = discord.AllowedMentions.none()
+ErrorTracker = Callable[[str, dict[str, str]], str | None]
+"""Records an error elsewhere (Sentry) and returns its event id, or None."""
+
+
+class RunReporter:
+    def __init__(
+        self,
+        channel: discord.abc.Messageable,
+        *,
+        title: str,
+        headline: str,
+        run_id: str,
+        min_edit_interval: float = 5.0,
+        track_error: ErrorTracker | None = None,
+    ) -> None:
+        self.channel = channel
+        self.title = title
+        self.headline = headline
+        self.run_id = run_id
+        self.min_edit_interval = min_edit_interval
+        self.track_error = track_error
+        self.meter = RateMeter()
+        self.message: discord.Message | None = None
+        self.chunks_ok = 0
+        self.chunks_failed = 0
+        self.retries = 0
+        self.errors_reported = 0
+        self.scanning = True
+        self._last_edit = 0.0
+        self._dirty = asyncio.Event()
+        self._editor: asyncio.Task[None] | None = None
+
+    @property
+    def jump_url(self) -> str | None:
+        return self.message.jump_url if self.message else None
+
+    async def open(self) -> discord.Message:
+        self.message = await self.channel.send(fit(self.render()), allowed_mentions=NO_PINGS)
+        self._last_edit = time.monotonic()
+        self._editor = asyncio.create_task(self._edit_loop(), name=f"sync-report-{self.run_id}")
+        return self.message
+
+    async def feed(self, event: ProgressEvent) -> None:
+        """A progress subscriber: keep the numbers, post errors at once, edit the live message."""
+        if event.run_id != self.run_id:
+            return
+        self.meter.feed(event)
+        if isinstance(event, PlanUpdated) and event.final:
+            self.scanning = False
+        elif isinstance(event, ChunkDone):
+            if event.ok:
+                self.chunks_ok += 1
+            else:
+                self.chunks_failed += 1
+        elif isinstance(event, Retrying):
+            self.retries += 1
+        elif isinstance(event, BadRecords):
+            await self.error(
+                f"The site rejected {count(len(event.ids))} user(s) (HTTP {event.status}); "
+                f"they were left out and the rest were sent.",
+                ids=event.ids,
+                detail=event.message,
+            )
+        elif isinstance(event, ChunkFailed):
+            await self.error(
+                f"{count(len(event.ids))} user(s) could not be written after every retry; "
+                "the next sync tries them again.",
+                ids=event.ids,
+                detail=event.error,
+            )
+        self._dirty.set()
+
+    async def error(self, what: str, *, ids: tuple[int, ...] = (), detail: object = "") -> None:
+        """Post one error as its own message (with the Sentry event id when Sentry is on)."""
+        lines = [f"⚠️ **{self.title}**: {what}"]
+        if detail:
+            lines.append(f"Site said: {site_message(detail)}")
+        if ids:
+            lines.append(f"User ids: {id_list(ids)}")
+        if self.track_error is not None:
+            event_id = self.track_error(what, {"run_id": self.run_id})
+            if event_id:
+                lines.append(f"Sentry event: `{event_id}`")
+        self.errors_reported += 1
+        try:
+            await self.channel.send(fit("\n".join(lines)), allowed_mentions=NO_PINGS)
+        except discord.HTTPException:
+            log.exception("could not post a sync error to the log channel: %s", what)
+
+    def render(self, finished: RunFinished | None = None) -> str:
+        lines = [f"🔄 **{self.title}** — {self.headline}"]
+        if finished is not None:
+            lines[0] = f"{_status_icon(finished)} **{self.title}** — {self.headline}"
+            lines.append(summary(finished))
+        else:
+            planned = self.meter.planned
+            done = self.meter.done
+            if planned is None:
+                lines.append("Comparing the guild with the site…")
+            else:
+                total = f"{count(planned)}{'+' if self.scanning else ''}"
+                lines.append(f"{progress_bar(done, planned)} {count(done)} / {total} users")
+                rate = self.meter.rate
+                if rate:
+                    lines.append(f"{count(round(rate))} users/s · done {eta(self.meter.eta_s)}")
+        notes = []
+        if self.retries:
+            notes.append(f"{count(self.retries)} retries")
+        if self.chunks_failed:
+            notes.append(f"{count(self.chunks_failed)} failed requests")
+        if self.errors_reported:
+            notes.append(f"{count(self.errors_reported)} errors reported below")
+        if notes:
+            lines.append(" · ".join(notes))
+        lines.append(f"-# run `{self.run_id}`")
+        return fit("\n".join(lines))
+
+    async def _edit_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            wait = self._last_edit + self.min_edit_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._dirty.clear()
+            await self._edit(self.render())
+
+    async def _edit(self, text: str) -> None:
+        if self.message is None:
+            return
+        try:
+            await self.message.edit(content=text, allowed_mentions=NO_PINGS)
+        except discord.HTTPException:
+            log.exception("could not edit the live sync message")
+        self._last_edit = time.monotonic()
+
+    async def close(self, finished: RunFinished) -> None:
+        """Stop live edits and show the summary (still no sooner than the edit interval)."""
+        if self._editor is not None:
+            self._editor.cancel()
+            await asyncio.wait([self._editor])
+        wait = self._last_edit + self.min_edit_interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await self._edit(self.render(finished))
+        if finished.error and finished.status in ("failed", "partial"):
+            await self.error(f"the run ended {finished.status}.", detail=finished.error)
+
+
+def _status_icon(finished: RunFinished) -> str:
+    return {"finished": "✅", "partial": "⚠️", "cancelled": "⏹️"}.get(finished.status, "❌")
+
+
+def summary(finished: RunFinished) -> str:
+    verb = "Would write" if finished.dry_run else "Wrote"
+    text = (
+        f"{verb}: {count(finished.created)} created, {count(finished.updated)} updated, "
+        f"{count(finished.left)} marked left, {count(finished.unchanged)} unchanged, "
+        f"{count(finished.failed)} failed — {finished.status} in {duration(finished.duration_s)}"
+    )
+    if finished.rate and not finished.dry_run:
+        text += f" ({count(round(finished.rate))} users/s)"
+    return text
