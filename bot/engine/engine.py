@@ -1,0 +1,337 @@
+"""The facade the Discord extension drives: runs, events, and the background sender."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bot.engine.diff import ALL_FIELDS, DiffStats, Kind, PageOrderError, iter_user_changes
+from bot.engine.guild import GuildState
+from bot.engine.plan import Plan
+from bot.engine.progress import (
+    PlanUpdated,
+    ProgressHub,
+    Retrying,
+    RunFinished,
+    RunReport,
+    RunStarted,
+    Subscriber,
+)
+from bot.engine.queue import Op, WriteQueue
+from bot.engine.roles import diff_roles
+from bot.engine.run import Run
+from bot.engine.sender import AdaptiveWindow, ChunkSender, current_chunk
+from bot.site.client import SiteClient
+from bot.site.errors import SiteAPIError
+from bot.site.records import USER_FIELDS
+
+log = logging.getLogger(__name__)
+
+CANCEL_GRACE_S = 30.0
+"""How long a cancelled run waits for its requests already in flight before reporting."""
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        client: SiteClient,
+        guild: GuildState,
+        *,
+        chunk_size: int = 1000,
+        max_in_flight: int = 3,
+        page_size: int = 2500,
+        linger: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.guild = guild
+        self.chunk_size = chunk_size
+        self.page_size = page_size
+        self.hub = ProgressHub()
+        self.window = AdaptiveWindow(max_in_flight)
+        self.queue = WriteQueue(chunk_size, chunk_size * (max_in_flight + 1), linger)
+        self.events = Run("events", "events", "gateway")
+        self._sender = ChunkSender(client, guild, self.hub, self.window)
+        self._stripping: set[int] = set()
+        self._run_lock = asyncio.Lock()
+        self._run_numbers = itertools.count(1)
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._chained_retry_hook = client.on_retry
+        client.on_retry = self._on_retry
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        return self.hub.subscribe(callback)
+
+    def start(self) -> None:
+        """Start the background sender (also started by the first run or event)."""
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def flush(self) -> None:
+        """Send queued event writes now and wait until the site answered them."""
+        self.start()
+        await self._drain(self.events)
+
+    async def close(self, flush_within_s: float = 10.0) -> None:
+        """Flush queued events (for at most `flush_within_s`), then stop sending."""
+        if self._dispatcher is not None:
+            try:
+                async with asyncio.timeout(flush_within_s):
+                    await self.flush()
+            except TimeoutError:
+                log.warning("closing with %d queued writes unsent", len(self.queue))
+            self._dispatcher.cancel()
+            for task in list(self._sending):
+                task.cancel()
+            await asyncio.gather(self._dispatcher, *self._sending, return_exceptions=True)
+        self.client.on_retry = self._chained_retry_hook
+        await self.hub.close()
+
+    # -- events ------------------------------------------------------------------------------
+
+    def enqueue_member(
+        self, user_id: int, fields: frozenset[str] | str = "all", *, upsert: bool = False
+    ) -> None:
+        """Queue a member's write from a gateway event; never blocks, sent within `linger`."""
+        chosen = ALL_FIELDS if fields == "all" else frozenset(fields)
+        unknown = chosen - ALL_FIELDS
+        if unknown:
+            raise ValueError(f"unknown user fields {sorted(unknown)}; known: {USER_FIELDS}")
+        self.queue.put(user_id, Kind.UPSERT if upsert else Kind.PATCH, chosen, self.events)
+        self.start()
+
+    # -- runs --------------------------------------------------------------------------------
+
+    async def plan_users(self) -> Plan:
+        """The user diff's counts and a sample, without writing anything."""
+        stats = DiffStats()
+        plan = Plan()
+        async for change in iter_user_changes(self.client, self.guild, self.page_size, stats):
+            plan.note(change, self.guild)
+        plan.count(stats)
+        return plan
+
+    async def sync_users(self, dry_run: bool = False, trigger: str = "manual") -> RunReport:
+        if dry_run:
+            return await self._dry_run("users", trigger, self._plan_report)
+        async with self._run("users", trigger) as run:
+            stats = DiffStats()
+            scanned_reported = 0
+
+            def page_done() -> None:
+                nonlocal scanned_reported
+                if stats.scanned - scanned_reported >= self.page_size:
+                    scanned_reported = stats.scanned
+                    self.hub.publish(PlanUpdated(run.run_id, stats.planned(), stats.scanned))
+
+            changes = iter_user_changes(
+                self.client, self.guild, self.page_size, stats, on_page=page_done
+            )
+            async for change in changes:
+                await self.queue.put_waiting(change.user_id, change.kind, change.fields, run)
+            run.counts["unchanged"] = stats.unchanged
+            self.hub.publish(PlanUpdated(run.run_id, stats.planned(), stats.scanned, final=True))
+        return run.report
+
+    async def sync_roles(self, dry_run: bool = False, trigger: str = "manual") -> RunReport:
+        """Create and update roles one request each, then delete vanished ones (strip first)."""
+        if dry_run:
+            return await self._dry_run("roles", trigger, self._role_plan_report)
+        async with self._run("roles", trigger) as run:
+            role_diff = diff_roles(self.guild.roles(), await self.client.list_roles())
+            self.hub.publish(PlanUpdated(run.run_id, role_diff.counts(), 0, final=True))
+            for role in role_diff.created:
+                await self.client.create_role(role)
+                run.counts["created"] += 1
+            for role in role_diff.updated:
+                await self.client.update_role(role)
+                run.counts["updated"] += 1
+            if role_diff.deleted:
+                await self._strip_and_delete(run, frozenset(role_diff.deleted))
+        return run.report
+
+    async def delete_role(self, role_id: int, trigger: str = "role deleted") -> RunReport:
+        """Strip the role from every holder with chunked bulk_patch, then DELETE it.
+
+        The site's own DELETE cascade saves each holder separately inside one request; done
+        this way the DELETE finds no holders left.
+        """
+        async with self._run("role-delete", trigger) as run:
+            await self._strip_and_delete(run, frozenset({role_id}))
+        return run.report
+
+    async def _strip_and_delete(self, run: Run, role_ids: frozenset[int]) -> None:
+        self._stripping |= role_ids
+        try:
+            holders = 0
+            async for page in self.client.iter_user_pages(self.page_size):
+                for user in page:
+                    if user.roles.isdisjoint(role_ids):
+                        continue
+                    holders += 1
+                    await self.queue.put_waiting(
+                        user.id, Kind.PATCH, frozenset({"roles"}), run, user.roles - role_ids
+                    )
+                self.hub.publish(PlanUpdated(run.run_id, {"strip": holders}, holders))
+            await self._drain(run)
+            if run.counts["failed"]:
+                raise RoleStripIncomplete(
+                    f"roles {sorted(role_ids)} not deleted: "
+                    f"{run.counts['failed']} holders could not be stripped"
+                )
+            for role_id in sorted(role_ids):
+                await self.client.delete_role(role_id)
+                run.deleted_roles += 1
+        finally:
+            self._stripping -= role_ids
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _run(self, kind: str, trigger: str) -> AsyncIterator[Run]:
+        """One run at a time: publish its start, drain its writes, publish how it ended."""
+        async with self._run_lock:
+            run = Run(f"{kind}-{next(self._run_numbers)}", kind, trigger)
+            self.hub.publish(RunStarted(run.run_id, kind, trigger))
+            self.start()
+            status, error = "finished", ""
+            try:
+                yield run
+                await self._drain(run)
+            except asyncio.CancelledError:
+                await self._abandon(run)
+                run.report = self._finish(run, "cancelled", "")
+                raise
+            except (SiteAPIError, PageOrderError, RoleStripIncomplete) as failure:
+                error = str(failure)
+                status = "failed"
+                log.error("%s stopped: %s", run.run_id, error)
+                await self._drain(run)
+            run.report = self._finish(run, status, error)
+
+    async def _drain(self, run: Run) -> None:
+        self.queue.urgent += 1
+        self.queue.wake()
+        try:
+            await run.drained()
+        finally:
+            self.queue.urgent -= 1
+
+    async def _abandon(self, run: Run) -> None:
+        self.queue.abandon(run, self.events)
+        try:
+            async with asyncio.timeout(CANCEL_GRACE_S):
+                await asyncio.shield(run.drained())
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("%s cancelled with %d writes unanswered", run.run_id, run.outstanding)
+
+    def _finish(self, run: Run, status: str, error: str) -> RunFinished:
+        counts = run.counts
+        written = counts["created"] + counts["updated"] + counts["left"]
+        if status == "finished" and counts["failed"]:
+            status = "partial" if written else "failed"
+        elapsed = run.elapsed
+        report = RunFinished(
+            run.run_id,
+            kind=run.kind,
+            trigger=run.trigger,
+            status=status,
+            created=counts["created"],
+            updated=counts["updated"],
+            left=counts["left"],
+            unchanged=counts["unchanged"],
+            skipped=counts["skipped"],
+            failed=counts["failed"],
+            deleted_roles=run.deleted_roles,
+            duration_s=elapsed,
+            rate=written / elapsed if elapsed > 0 else 0.0,
+            error=error,
+        )
+        self.hub.publish(report)
+        return report
+
+    async def _dry_run(self, kind: str, trigger: str, plan: Callable[[str], Any]) -> RunReport:
+        run_id = f"{kind}-dry-{next(self._run_numbers)}"
+        started = time.monotonic()
+        self.hub.publish(RunStarted(run_id, kind, trigger))
+        try:
+            status, error, details = "finished", "", await plan(run_id)
+        except (SiteAPIError, PageOrderError) as failure:
+            status, error, details = "failed", str(failure), None
+        report = RunFinished(
+            run_id,
+            kind=kind,
+            trigger=trigger,
+            status=status,
+            duration_s=time.monotonic() - started,
+            error=error,
+            dry_run=True,
+            plan=details,
+        )
+        self.hub.publish(report)
+        return report
+
+    async def _plan_report(self, run_id: str) -> Plan:
+        plan = await self.plan_users()
+        self.hub.publish(
+            PlanUpdated(
+                run_id,
+                {"create": plan.creates, "update": plan.updates, "leave": plan.leaves},
+                plan.scanned,
+                final=True,
+            )
+        )
+        return plan
+
+    async def _role_plan_report(self, run_id: str) -> Any:
+        role_diff = diff_roles(self.guild.roles(), await self.client.list_roles())
+        self.hub.publish(PlanUpdated(run_id, role_diff.counts(), 0, final=True))
+        return role_diff
+
+    async def _dispatch(self) -> None:
+        """The one sender loop: wait for a chunk's worth (or linger), a free slot, then send."""
+        while True:
+            await self.queue.wait_ready()
+            await self.window.acquire()
+            ops = self.queue.take(self.guild, self._stripping)
+            if not ops:
+                self.window.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._send(ops))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, ops: list[Op]) -> None:
+        try:
+            await self._sender.send(ops)
+        except Exception:
+            log.exception("sending a chunk of %d failed unexpectedly", len(ops))
+        finally:
+            for op in ops:
+                if not op.settled:
+                    op.settle("failed")  # a bug or shutdown: never leave a run waiting forever
+            self.window.release()
+            self.queue.done([op.user_id for op in ops])
+
+    async def _on_retry(self, error: SiteAPIError, attempt: int, wait: float) -> None:
+        chunk = current_chunk.get()
+        if chunk is not None:
+            chunk.retries += 1
+        self.window.congested()
+        run_id = chunk.run_id if chunk is not None else "site"
+        self.hub.publish(Retrying(run_id, error.summary(), attempt, wait))
+        if self._chained_retry_hook is not None:
+            result = self._chained_retry_hook(error, attempt, wait)
+            if result is not None:
+                await result
+
+
+class RoleStripIncomplete(RuntimeError):
+    """Some holders kept the role, so deleting it would run the site's per-user cascade."""

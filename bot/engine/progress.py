@@ -1,0 +1,231 @@
+"""Structured progress events, their delivery to subscribers, and a rate/ETA helper.
+
+Every event is a frozen dataclass carrying its run id, so a reporter (a live Discord message,
+the run journal, a test) can follow several runs at once. Each subscriber gets its own bounded
+queue drained by its own task: a slow subscriber (a rate-limited Discord edit) falls behind and
+loses its oldest events, it never stalls the sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER_BACKLOG = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(ProgressEvent):
+    kind: str
+    trigger: str
+    planned: dict[str, int] | None = None
+    """Totals per kind when known up front; None for a streamed diff (see PlanUpdated)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanUpdated(ProgressEvent):
+    """The totals discovered so far; they only grow while the diff streams the site's pages."""
+
+    planned: dict[str, int]
+    scanned: int
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDone(ProgressEvent):
+    ok: bool
+    items: int
+    latency_s: float
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying(ProgressEvent):
+    error: str
+    attempt: int
+    wait_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecords(ProgressEvent):
+    """Items the site rejected for their content; sending them again cannot succeed."""
+
+    ids: tuple[int, ...]
+    status: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFailed(ProgressEvent):
+    """Items that still failed after the client's retries; a later run retries them."""
+
+    ids: tuple[int, ...]
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(ProgressEvent):
+    """The end of a run; also what the engine's run methods return (see RunReport)."""
+
+    kind: str
+    trigger: str
+    status: str
+    """finished, partial (some items failed), failed (nothing could be written), or cancelled."""
+    created: int = 0
+    updated: int = 0
+    left: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deleted_roles: int = 0
+    duration_s: float = 0.0
+    rate: float = 0.0
+    """Items written per second over the whole run."""
+    error: str = ""
+    dry_run: bool = False
+    plan: Any = None
+    """For a dry run: the Plan (counts per kind and field, a sample of changes)."""
+
+    @property
+    def written(self) -> int:
+        return self.created + self.updated + self.left
+
+
+RunReport = RunFinished
+
+_LOG_LEVELS: dict[type, int] = {
+    RunStarted: logging.INFO,
+    PlanUpdated: logging.DEBUG,
+    ChunkDone: logging.DEBUG,
+    Retrying: logging.WARNING,
+    BadRecords: logging.WARNING,
+    ChunkFailed: logging.ERROR,
+    RunFinished: logging.INFO,
+}
+
+Subscriber = Callable[[ProgressEvent], Awaitable[None] | None]
+
+
+class _Subscription:
+    def __init__(self, callback: Subscriber) -> None:
+        self.callback = callback
+        self.backlog: deque[ProgressEvent] = deque(maxlen=SUBSCRIBER_BACKLOG)
+        self.wakeup = asyncio.Event()
+        self.caught_up = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def offer(self, event: ProgressEvent) -> None:
+        if len(self.backlog) == self.backlog.maxlen:
+            self.dropped += 1
+            if self.dropped == 1:
+                log.warning("subscriber %r is too slow; dropping old events", self.callback)
+        self.backlog.append(event)
+        self.caught_up.clear()
+        self.wakeup.set()
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while True:
+            while self.backlog:
+                event = self.backlog.popleft()
+                try:
+                    result = self.callback(event)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("progress subscriber %r failed on %r", self.callback, event)
+            self.wakeup.clear()
+            self.caught_up.set()
+            await self.wakeup.wait()
+
+
+class ProgressHub:
+    """Fans events out to subscribers and to `logging`."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[_Subscription] = []
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Deliver every later event to `callback` (sync or async); returns an unsubscribe."""
+        subscription = _Subscription(callback)
+        self._subscriptions.append(subscription)
+
+        def unsubscribe() -> None:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+            if subscription.task is not None:
+                subscription.task.cancel()
+
+        return unsubscribe
+
+    def publish(self, event: ProgressEvent) -> None:
+        log.log(_LOG_LEVELS.get(type(event), logging.DEBUG), "%s", event)
+        for subscription in self._subscriptions:
+            subscription.offer(event)
+
+    async def idle(self) -> None:
+        """Wait until every subscriber has handled every event published so far."""
+        for subscription in list(self._subscriptions):
+            if subscription.task is not None:
+                await subscription.caught_up.wait()
+
+    async def close(self) -> None:
+        for subscription in self._subscriptions:
+            if subscription.task is not None:
+                subscription.task.cancel()
+        self._subscriptions.clear()
+
+
+@dataclass
+class RateMeter:
+    """Items per second over a sliding window of ChunkDone events, and the ETA it implies.
+
+    Feed it every event of one run; it reads the planned totals from RunStarted/PlanUpdated.
+    """
+
+    window_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    planned: int | None = None
+    done: int = 0
+    _samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def feed(self, event: ProgressEvent) -> None:
+        if isinstance(event, RunStarted | PlanUpdated) and event.planned is not None:
+            self.planned = sum(event.planned.values())
+        elif isinstance(event, ChunkDone) and event.ok:
+            now = self.clock()
+            self.done += event.items
+            self._samples.append((now, event.items))
+            while self._samples and now - self._samples[0][0] > self.window_s:
+                self._samples.popleft()
+
+    @property
+    def rate(self) -> float:
+        """Items per second over the window (0 until two chunks have completed)."""
+        if len(self._samples) < 2:
+            return 0.0
+        span = self._samples[-1][0] - self._samples[0][0]
+        items = sum(n for _, n in self._samples) - self._samples[0][1]
+        return items / span if span > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds until the planned total is written at the current rate; None if unknown."""
+        if self.planned is None or self.rate <= 0:
+            return None
+        return max(0, self.planned - self.done) / self.rate

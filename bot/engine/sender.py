@@ -1,0 +1,231 @@
+"""Sending one chunk of writes, and the adaptive limit on chunks in flight.
+
+A chunk is at most `chunk_size` ops and never empty. Its creates go out as one bulk POST, then
+its patches as one bulk_patch. The site's answers are turned into per-item outcomes:
+- bulk_patch 404 names the first unknown id and writes nothing: that user is created instead
+  and the rest is sent again;
+- 400 with a list aligned with the input names the bad items: they are reported, the good
+  ones are sent again; any other 400 is bisected until the bad items are isolated;
+- anything still failing after the client's retries is reported failed; the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.engine.guild import GuildState
+from bot.engine.progress import BadRecords, ChunkDone, ChunkFailed, ProgressHub
+from bot.engine.queue import Op
+from bot.site.client import SiteClient
+from bot.site.errors import SiteAPIError
+
+USER_NOT_FOUND = re.compile(r"User with id (\d+) not found")
+SLOW_FACTOR = 2.0
+"""A chunk slower per item than this multiple of the recent best counts as congestion."""
+SLOW_ALLOWANCE_S = 0.25
+"""Fixed per-request time forgiven before a chunk counts as slow (small event chunks)."""
+LATENCY_MEMORY = 32
+
+
+@dataclass
+class ChunkContext:
+    """Set in the context of the task sending a chunk, so the client's retry hook finds it."""
+
+    run_id: str
+    retries: int = 0
+    failed: int = 0
+
+
+current_chunk: contextvars.ContextVar[ChunkContext | None] = contextvars.ContextVar(
+    "current_chunk", default=None
+)
+
+
+class AdaptiveWindow:
+    """How many chunks may be in flight: AIMD between 1 and the configured maximum.
+
+    Starts low, grows by one per healthy chunk (answered without retries, latency per item
+    not much worse than the recent best), halves on a retry, a failure or a slow answer: a
+    struggling site gets fewer concurrent requests, never more than the operator allowed.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.limit = min(2, maximum)
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._best: deque[float] = deque(maxlen=LATENCY_MEMORY)
+        self._freed = asyncio.Event()
+
+    async def acquire(self) -> None:
+        while self.in_flight >= self.limit:
+            self._freed.clear()
+            await self._freed.wait()
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._freed.set()
+
+    def congested(self) -> None:
+        self.limit = max(1, self.limit // 2)
+
+    def record(self, latency_s: float, items: int, healthy: bool) -> None:
+        per_item = latency_s / max(1, items)
+        slow = bool(self._best) and latency_s > (
+            SLOW_FACTOR * min(self._best) * items + SLOW_ALLOWANCE_S
+        )
+        self._best.append(per_item)
+        if healthy and not slow:
+            self.limit = min(self.maximum, self.limit + 1)
+        else:
+            self.congested()
+        self._freed.set()
+
+
+class ChunkSender:
+    def __init__(
+        self,
+        client: SiteClient,
+        guild: GuildState,
+        hub: ProgressHub,
+        window: AdaptiveWindow,
+    ) -> None:
+        self.client = client
+        self.guild = guild
+        self.hub = hub
+        self.window = window
+
+    async def send(self, ops: list[Op]) -> None:
+        """Send one chunk and settle every op into its run; never raises SiteAPIError."""
+        context = ChunkContext(ops[0].owner.run_id)
+        current_chunk.set(context)
+        started = time.monotonic()
+        await _Chunk(self, context).send(ops)
+        latency = time.monotonic() - started
+        ok = context.failed == 0
+        self.window.record(latency, len(ops), healthy=ok and context.retries == 0)
+        for run_id, items in Counter(op.owner.run_id for op in ops).items():
+            self.hub.publish(ChunkDone(run_id, ok, items, latency, self.window.in_flight))
+
+
+class _Chunk:
+    """The requests of one chunk, with what they learnt (users to create instead, failures)."""
+
+    def __init__(self, sender: ChunkSender, context: ChunkContext) -> None:
+        self.client = sender.client
+        self.guild = sender.guild
+        self.hub = sender.hub
+        self.context = context
+        self.late_creates: list[Op] = []
+
+    async def send(self, ops: list[Op]) -> None:
+        for op in ops:
+            if op.create is None and op.patch is None:
+                op.settle("skipped")
+        creates = [op for op in ops if op.create is not None]
+        landed = await self._send_isolating(creates, self._post) if creates else []
+        for op in landed:
+            if op.patch is None:
+                op.settle(op.outcome)
+        upserted = {op.user_id for op in landed if op.patch is not None}
+        patches = [
+            op
+            for op in ops
+            if op.patch is not None and (op.create is None or op.user_id in upserted)
+        ]
+        for op in await self._send_isolating(patches, self._patch) if patches else []:
+            op.settle(op.outcome)
+        if self.late_creates:
+            for op in await self._send_isolating(self.late_creates, self._post):
+                op.settle(op.outcome)
+
+    async def _post(self, ops: list[Op]) -> None:
+        await self.client.create_users(op.create for op in ops if op.create is not None)
+
+    async def _patch(self, ops: list[Op]) -> None:
+        """bulk_patch `ops`; a user the site lacks is taken out of `ops` and created instead."""
+        while ops:
+            try:
+                await self.client.bulk_patch_users([op.patch for op in ops])
+                return
+            except SiteAPIError as error:
+                missing = _missing_user(error)
+                index = next((i for i, op in enumerate(ops) if op.user_id == missing), None)
+                if index is None:
+                    raise
+            op = ops.pop(index)
+            member = self.guild.member(op.user_id)
+            if member is None:
+                op.settle("skipped")  # neither on the site nor a member: nothing to write
+            else:
+                self.late_creates.append(Op(op.user_id, op.owner, "created", create=member))
+
+    async def _send_isolating(
+        self, ops: list[Op], send: Callable[[list[Op]], Awaitable[None]]
+    ) -> list[Op]:
+        """Send `ops`; on a 400 isolate the bad items and resend the rest. Returns what landed."""
+        if not ops:
+            return []
+        try:
+            await send(ops)
+        except SiteAPIError as error:
+            return await self._isolate(ops, error, send)
+        return ops
+
+    async def _isolate(
+        self, ops: list[Op], error: SiteAPIError, send: Callable[[list[Op]], Awaitable[None]]
+    ) -> list[Op]:
+        if error.status != 400:
+            self._settle_failed(ops)
+            self.hub.publish(
+                ChunkFailed(self.context.run_id, tuple(op.user_id for op in ops), error.summary())
+            )
+            return []
+        body = error.body
+        if _aligned(body, ops) and any(body):
+            for op, item in zip(ops, body, strict=True):
+                if item:
+                    self._bad([op], json.dumps(item, sort_keys=True))
+            good = [op for op, item in zip(ops, body, strict=True) if not item]
+            return await self._send_isolating(good, send)
+        if len(ops) == 1:
+            self._bad(ops, json.dumps(body, sort_keys=True))
+            return []
+        middle = len(ops) // 2
+        first = await self._send_isolating(ops[:middle], send)
+        return first + await self._send_isolating(ops[middle:], send)
+
+    def _bad(self, ops: list[Op], message: str) -> None:
+        self._settle_failed(ops)
+        ids = tuple(op.user_id for op in ops)
+        self.hub.publish(BadRecords(self.context.run_id, ids, 400, message))
+
+    def _settle_failed(self, ops: list[Op]) -> None:
+        self.context.failed += len(ops)
+        for op in ops:
+            op.settle("failed")
+
+
+def _aligned(body: Any, ops: list[Op]) -> bool:
+    return (
+        isinstance(body, list)
+        and len(body) == len(ops)
+        and all(isinstance(item, dict) for item in body)
+    )
+
+
+def _missing_user(error: SiteAPIError) -> int | None:
+    if error.status != 404 or not isinstance(error.body, dict):
+        return None
+    match = USER_NOT_FOUND.search(str(error.body.get("detail", "")))
+    return int(match.group(1)) if match else None
