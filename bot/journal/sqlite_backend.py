@@ -115,10 +115,24 @@ class SqliteJournal(Journal):
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
+        self._use_wal(connection)
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.executescript(SCHEMA)
         self._connection = connection
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        """WAL lets readers (`!sync status`) go on while another process writes. Switching a
+        new file to WAL needs an exclusive lock that SQLite does not wait for (no busy
+        handler), so processes opening a new file together retry until `busy_timeout`."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _disconnect(self) -> None:
         assert self._connection is not None
