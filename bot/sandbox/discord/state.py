@@ -25,6 +25,13 @@ def dumps(payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
+_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C-accelerated
+
+
+def _quote_or_null(text: str | None) -> str:
+    return "null" if text is None else _quote(text)
+
+
 @dataclass(slots=True, eq=False)
 class UserState:
     id: int
@@ -109,9 +116,20 @@ class MemberState:
         }
 
     def json(self) -> str:
-        """The member's JSON text, built once per change and reused by every chunk request."""
+        """The member's JSON text (equal to dumps(to_json())), built by a template once per change
+        and reused by every chunk request: json.dumps per member was most of a 100k chunking."""
         if self._json is None:
-            self._json = dumps(self.to_json())
+            user = self.user
+            roles = ",".join([f'"{role_id}"' for role_id in self.roles])
+            bot = ',"bot":true' if user.bot else ""
+            self._json = (
+                f'{{"user":{{"id":"{user.id}","username":{_quote(user.username)},'
+                f'"global_name":{_quote_or_null(user.global_name)},"discriminator":"0",'
+                f'"avatar":null,"public_flags":0{bot}}},'
+                f'"nick":{_quote_or_null(self.nick)},"avatar":null,"roles":[{roles}],'
+                f'"joined_at":"{self.joined_at}","premium_since":null,"deaf":false,'
+                '"mute":false,"flags":0,"pending":false,"communication_disabled_until":null}'
+            )
         return self._json
 
 
