@@ -1,0 +1,219 @@
+"""The sandbox site: an aiohttp app that answers like the community website's users/roles API.
+
+It follows /work/shared/site-api.md request for request (statuses, bodies, the order of the
+bulk_patch checks, the HTML 404 and 500 pages, DRF's token auth and 405 bodies), so the bot's client,
+engine and scenarios are tested against the behaviour they will meet in production.
+
+Where the sandbox differs from the real site, on purpose or for lack of need:
+- Cost: no superlinear cost per request, no per-item role query, no connection set-up cost, no
+  memory growth with the request; a 1,000-user bulk_patch takes milliseconds, not a second. Use the
+  `slow` fault to model a slow site.
+- Atomicity: a bulk_patch is written in one SQLite transaction (the site's single UPDATE is atomic
+  too, but it runs without a transaction or row locks around the preceding SELECT).
+- Concurrency: one process, one event loop, one SQLite connection; requests run one at a time
+  between awaits (a one-process site), so in-flight requests overlap only their waits.
+- PUT/PATCH of a user or role with a body `id` different from the URL's: the sandbox validates that
+  id and ignores it (Django would save a copy of the row under the new id).
+- `OPTIONS` (DRF's metadata) is not modelled: 405. HEAD is answered like GET.
+- The "only id" rule of bulk_patch applies when no item carries another field (the site computes the
+  union of fields sent); a mix of only-id items and real patches succeeds, as on the site.
+- Role existence errors list each missing role once; other DRF details (unknown content types: 415,
+  "last" as a page number, trimming of strings) follow DRF 3.15 and Django 5 as far as known.
+- Extras that the site does not have: private `GET /api/_sandbox/stats`, `GET|POST
+  /api/_sandbox/faults` (both need the token and are left out of the stats and of fault injection),
+  and fault injection on `/api/bot/...` requests (see faults.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from bot.sandbox.site import roles, users
+from bot.sandbox.site.context import SITE_STATE, SiteState, read_json, site_state
+from bot.sandbox.site.faults import Fault
+from bot.sandbox.site.responses import (
+    Answer,
+    SiteCrash,
+    detail,
+    json_response,
+    not_found_page,
+    server_error_page,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+API_PREFIX = "/api"
+_FAULTABLE_PREFIX = f"{API_PREFIX}/bot/"
+_CONTROL_PREFIX = f"{API_PREFIX}/_sandbox/"
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Request bodies far above the bot's chunks must still arrive: they are what a test of the
+# "80,000 users in one request" outage sends.
+MAX_REQUEST_BYTES = 1 << 30
+
+
+def _unauthorized(message: str) -> web.Response:
+    return detail(401, message, **{"WWW-Authenticate": "Token"})
+
+
+def _authentication_failure(request: web.Request, token: str) -> web.Response | None:
+    """DRF's TokenAuthentication, including its three distinct 401 bodies."""
+    header = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+    parts = header.split()
+    if not parts or parts[0].lower() != b"token":
+        return _unauthorized("Authentication credentials were not provided.")
+    if len(parts) == 1:
+        return _unauthorized("Invalid token header. No credentials provided.")
+    if len(parts) > 2:
+        return _unauthorized("Invalid token header. Token string should not contain spaces.")
+    try:
+        key = parts[1].decode()
+    except UnicodeError:
+        return _unauthorized(
+            "Invalid token header. Token string should not contain invalid characters."
+        )
+    if not hmac.compare_digest(key.encode(), token.encode()):
+        return _unauthorized("Invalid token.")
+    return None
+
+
+def _endpoint(methods: Mapping[str, Handler], *, public: bool = False) -> Handler:
+    """One URL: authenticate first (as DRF does, so 401 beats 405), then pick the method."""
+    allowed = ", ".join([*methods, "HEAD"] if "GET" in methods else methods)
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        if not public:
+            failure = _authentication_failure(request, site_state(request).token)
+            if failure is not None:
+                return failure
+        handler = methods.get("GET" if request.method == "HEAD" else request.method)
+        if handler is None:
+            return detail(405, f'Method "{request.method}" not allowed.', Allow=allowed)
+        return await handler(request)
+
+    return dispatch
+
+
+async def _healthcheck(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def _get_stats(request: web.Request) -> web.Response:
+    return json_response(site_state(request).stats.snapshot())
+
+
+async def _get_faults(request: web.Request) -> web.Response:
+    return json_response(site_state(request).faults.config.to_json())
+
+
+async def _set_faults(request: web.Request) -> web.Response:
+    """Change some fault settings; the random stream restarts only when `seed` is given."""
+    changes = await read_json(request)
+    if not isinstance(changes, dict):
+        return detail(400, "Expected a JSON object of fault settings.")
+    faults = site_state(request).faults
+    try:
+        config = faults.config.updated(changes)
+    except (TypeError, ValueError) as error:
+        return detail(400, str(error))
+    faults.configure(config, reseed="seed" in changes)
+    return json_response(config.to_json())
+
+
+_ROUTES: dict[str, Handler] = {
+    "/healthcheck": _endpoint({"GET": _healthcheck}, public=True),
+    "/bot/roles": _endpoint({"GET": roles.list_roles, "POST": roles.create_role}),
+    "/bot/roles/{id:[^/.]+}": _endpoint(
+        {
+            "GET": roles.get_role,
+            "PUT": roles.put_role,
+            "PATCH": roles.patch_role,
+            "DELETE": roles.delete_role,
+        }
+    ),
+    "/bot/users": _endpoint({"GET": users.list_users, "POST": users.create_users}),
+    # Before the detail route, which would otherwise take "bulk_patch" for an id.
+    "/bot/users/bulk_patch": _endpoint({"PATCH": users.bulk_patch}),
+    "/bot/users/{id:[^/.]+}": _endpoint(
+        {
+            "GET": users.get_user,
+            "PUT": users.put_user,
+            "PATCH": users.patch_user,
+            "DELETE": users.delete_user,
+        }
+    ),
+    "/_sandbox/stats": _endpoint({"GET": _get_stats}),
+    "/_sandbox/faults": _endpoint({"GET": _get_faults, "POST": _set_faults}),
+}
+
+
+def _route_template(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    return None if resource is None else resource.canonical
+
+
+async def _injected_fault(request: web.Request, template: str | None) -> web.Response | None:
+    """Apply the fault drawn for this request; a response means answer with it right away."""
+    state = site_state(request)
+    if template is None or not template.startswith(_FAULTABLE_PREFIX):
+        return None
+    fault = state.faults.decide(is_write=request.method in _WRITE_METHODS)
+    if fault is None:
+        return None
+    state.stats.record_fault(fault.value)
+    if fault in (Fault.SERVER_ERROR, Fault.REJECTED_WRITE):
+        return server_error_page()
+    if fault is Fault.RATE_LIMITED:
+        wait = state.faults.config.retry_after
+        seconds = max(1, math.ceil(wait))
+        message = (
+            f"Request was throttled. Expected available in {seconds} second{'s' * (seconds > 1)}."
+        )
+        return detail(429, message, **{"Retry-After": f"{wait:g}"})
+    if fault is Fault.SLOW:
+        await asyncio.sleep(state.faults.config.slow_delay)
+    if fault is Fault.DROP:
+        request["drop_connection"] = True
+    return None
+
+
+@web.middleware
+async def _site_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = site_state(request)
+    template = _route_template(request)
+    if template is None or not template.startswith(_CONTROL_PREFIX):
+        state.stats.record_request(f"{request.method} {template or 'unmatched'}")
+    faulted = await _injected_fault(request, template)
+    if faulted is not None:
+        return faulted
+    try:
+        response = await handler(request)
+    except Answer as answer:
+        response = answer.response
+    except web.HTTPNotFound:
+        response = not_found_page()
+    except SiteCrash as crash:
+        log.info("sandbox site: %s %s answered 500: %s", request.method, request.path, crash)
+        response = server_error_page()
+    except Exception:
+        log.exception("sandbox site: %s %s failed", request.method, request.path)
+        response = server_error_page()
+    if request.get("drop_connection") and request.transport is not None:
+        # The request was applied; its answer is lost, as when a proxy or the network fails.
+        request.transport.close()
+    return response
+
+
+def create_app(state: SiteState) -> web.Application:
+    app = web.Application(middlewares=[_site_middleware], client_max_size=MAX_REQUEST_BYTES)
+    app[SITE_STATE] = state
+    for path, endpoint in _ROUTES.items():
+        app.router.add_route("*", API_PREFIX + path, endpoint)
+    return app
