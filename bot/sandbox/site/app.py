@@ -1,8 +1,8 @@
 """The sandbox site: an aiohttp app that answers like the community website's users/roles API.
 
 It follows /work/shared/site-api.md request for request (statuses, bodies, the order of the
-bulk_patch checks, the HTML 404 and 500 pages, DRF's token auth and 405 bodies), so the bot's client,
-engine and scenarios are tested against the behaviour they will meet in production.
+bulk_patch checks, the HTML 404 and 500 pages, DRF's token auth and 405 bodies), so the bot's
+client, engine and scenarios are tested against the behaviour they will meet in production.
 
 Where the sandbox differs from the real site, on purpose or for lack of need:
 - Cost: no superlinear cost per request, no per-item role query, no connection set-up cost, no

@@ -42,7 +42,7 @@ async def read_json(request: web.Request) -> Any:
 
 
 def path_id(request: web.Request) -> int:
-    """The `{id}` of a detail URL; anything that is not an integer matches nothing, as on the site."""
+    """The `{id}` of a detail URL; a non-integer matches nothing, as on the site."""
     raw = request.match_info["id"]
     try:
         return int(raw)

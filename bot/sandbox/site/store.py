@@ -5,10 +5,10 @@ bulk writes to one executemany, page reads to one range scan and seeding a milli
 seconds. The price is a table scan when a role is deleted, which is rare and which the real site
 makes expensive anyway.
 
-Paging follows the real site's LIMIT/OFFSET semantics (page N is rows (N-1)*size .. N*size-1 of the
-current table) but remembers the last id of every page it served, so the next page becomes a keyset
-query (`id > last`) instead of an OFFSET that walks the whole table. Those bookmarks stay valid while
-no user is inserted or deleted; updates do not move rows between pages.
+Paging follows the real site's LIMIT/OFFSET semantics (page N is rows (N-1)*size .. N*size-1 of
+the current table) but remembers the last id of every page it served, so the next page becomes a
+keyset query (`id > last`) instead of an OFFSET that walks the whole table. Those bookmarks stay
+valid while no user is inserted or deleted; updates do not move rows between pages.
 
 All methods run on the caller's thread and are short; the web app calls them from the event loop.
 """
@@ -169,10 +169,11 @@ class SiteStore:
         """
         if self.get_role(role_id) is None:
             return None
-        needle = f",{role_id},"
+        # "[1,2]" -> ",1,2," so that ",2," matches the whole id 2 and never 12 or 21.
         holders = self._db.execute(
-            "SELECT id, roles FROM users WHERE instr(replace(replace(roles, '[', ','), ']', ','), ?)",
-            (needle,),
+            "SELECT id, roles FROM users "
+            "WHERE instr(replace(replace(roles, '[', ','), ']', ','), ?)",
+            (f",{role_id},",),
         ).fetchall()
         rewrites = [
             (_roles_text(r for r in json.loads(roles) if r != role_id), user_id)

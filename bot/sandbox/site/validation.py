@@ -21,10 +21,12 @@ NOT_NULL = "This field may not be null."
 
 _TRAILING_ZERO_FRACTION = re.compile(r"\.0*\s*$")
 _MAX_INTEGER_STRING = 1000
-_TRUE_VALUES = frozenset({"t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE"} | {
-    "on", "On", "ON", "1", 1, True})  # fmt: skip
-_FALSE_VALUES = frozenset({"f", "F", "n", "N", "no", "No", "NO", "false", "False", "FALSE"} | {
-    "off", "Off", "OFF", "0", 0, 0.0, False})  # fmt: skip
+_TRUE_STRINGS = frozenset(
+    ["t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1"]
+)
+_FALSE_STRINGS = frozenset(
+    ["f", "F", "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF", "0"]
+)
 
 ErrorDetail = list[str] | dict[str, list[str]]
 
@@ -41,10 +43,13 @@ def integer(minimum: int | None, maximum: int | None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, str) and len(value) > _MAX_INTEGER_STRING:
             raise FieldError(["String value too large."])
-        try:
-            number = int(_TRAILING_ZERO_FRACTION.sub("", str(value)))
-        except (ValueError, TypeError):
-            raise FieldError(["A valid integer is required."]) from None
+        if type(value) is int:  # the common case, same result as the string round trip
+            number = value
+        else:
+            try:
+                number = int(_TRAILING_ZERO_FRACTION.sub("", str(value)))
+            except (ValueError, TypeError):
+                raise FieldError(["A valid integer is required."]) from None
         if maximum is not None and number > maximum:
             raise FieldError([f"Ensure this value is less than or equal to {maximum}."])
         if minimum is not None and number < minimum:
@@ -79,12 +84,16 @@ def text(max_length: int, *, allow_blank: bool) -> Callable[[Any], str]:
 
 
 def boolean(value: Any) -> bool:
-    if isinstance(value, list | dict):
-        raise FieldError(["Must be a valid boolean."])
-    if value in _TRUE_VALUES:
-        return True
-    if value in _FALSE_VALUES:
-        return False
+    if isinstance(value, str):
+        if value in _TRUE_STRINGS:
+            return True
+        if value in _FALSE_STRINGS:
+            return False
+    elif isinstance(value, int | float):  # True == 1 and 1.0 == 1, as in DRF's value sets
+        if value == 1:
+            return True
+        if value == 0:
+            return False
     raise FieldError(["Must be a valid boolean."])
 
 
