@@ -1,4 +1,4 @@
-"""Run a real, unmodified discord.py commands.Bot against the loopback Discord in the test's loop."""
+"""Run a real, unmodified discord.py commands.Bot against the loopback Discord in one loop."""
 
 from __future__ import annotations
 
