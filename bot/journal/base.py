@@ -16,7 +16,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Self
+from typing import Any, Self
 
 from bot.journal.lease import Lease
 from bot.journal.records import (
@@ -83,7 +83,7 @@ class Journal(abc.ABC):
         done: int | None = None,
         failed: int | None = None,
         planned: int | None = None,
-        detail: dict | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> Run | None:
         """Store progress and refresh the heartbeat; None if the run is unknown or corrupt."""
         return await self._transform_run(

@@ -103,14 +103,16 @@ class SqliteJournal(Journal):
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _call(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work` on the connection's thread; report what it quarantined once committed."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, work, *args)
+            result = await loop.run_in_executor(self._executor, work, *args)
         except sqlite3.Error as error:
+            self._corrupt_found.clear()  # rolled back: nothing was set aside
             raise JournalUnavailable(f"journal file {self.path}: {error}") from error
-        finally:
-            while self._corrupt_found:
-                self._report_corrupt(*self._corrupt_found.popleft())
+        while self._corrupt_found:
+            self._report_corrupt(*self._corrupt_found.popleft())
+        return result
 
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +230,7 @@ class SqliteJournal(Journal):
             return changed
 
     async def _load_run(self, run_id: str) -> Run | None:
+        # A write transaction that changes nothing, unless the row is corrupt and must move.
         return await self._call(self._transform_run_sync, run_id, lambda run: None)
 
     async def _load_runs(self) -> list[Run]:
