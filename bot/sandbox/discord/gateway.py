@@ -61,7 +61,8 @@ class GatewayStats:
     invalid_sessions: int = 0
     heartbeats: int = 0
     chunks_sent: int = 0
-    closes: list[int] = field(default_factory=list)
+    server_closes: list[int] = field(default_factory=list)
+    client_closes: list[int] = field(default_factory=list)
     connection_paths: list[str] = field(default_factory=list)
     member_requests: list[MemberRequest] = field(default_factory=list)
     dispatched: Counter[str] = field(default_factory=Counter)
@@ -81,12 +82,15 @@ class Connection:
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_forever())
         self.session: GatewaySession | None = None
+        self.close_code_sent: int | None = None
 
     def send(self, frame: str) -> None:
         self._outbox.put_nowait(frame)
 
     def close(self, code: int, reason: str) -> None:
         """Closes after the frames already queued have been written."""
+        if self.close_code_sent is None:
+            self.close_code_sent = code
         self._outbox.put_nowait((_CLOSE, code, reason))
 
     def abort(self) -> None:
@@ -250,8 +254,10 @@ class Gateway:
     def _forget(self, connection: Connection) -> None:
         self.connections.discard(connection)
         close_code = connection.socket.close_code
-        if close_code is not None:
-            self.stats.closes.append(close_code)
+        if connection.close_code_sent is not None:
+            self.stats.server_closes.append(connection.close_code_sent)
+        elif close_code is not None:
+            self.stats.client_closes.append(int(close_code))
         session = connection.session
         if session is None or session.connection is not connection:
             return

@@ -193,8 +193,14 @@ class InteractionService:
         return self._clicked_message(record)
 
     def followup(self, record: InteractionRecord, body: JSONDict) -> StoredMessage:
+        """A followup message; the first one after a "thinking" defer replaces the loading
+        message instead, as on Discord."""
         if record.callback is None:
             raise unknown("Webhook", 10015)
+        if record.original_message_id is not None:
+            original = self.original_message(record)
+            if original.current.flags & LOADING_FLAG:
+                return self._messages.edit(original, body)
         message = self._messages.create(
             record.channel_id,
             self._world.bot_user,
