@@ -20,6 +20,7 @@ from bot.journal.records import (
     LockHolder,
     RecordError,
     Run,
+    process_owner,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "RecordError",
     "Run",
     "open_journal",
+    "process_owner",
 ]

@@ -8,7 +8,9 @@ as a `CorruptRecord` and set aside, instead of raising into the sync cog at ever
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -36,6 +38,13 @@ class RecordError(ValueError):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def process_owner() -> str:
+    """A name for this process's lifetime: host, pid and a random part, so a restarted process
+    (same host, maybe the same pid in a container) never passes for its dead predecessor.
+    Use it as the `owner` of runs and locks; `mark_interrupted` relies on that."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def new_run_id() -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,20 @@ class Store:
             self.redis_client.delete(f"{self.namespace}:lock:{name}")
         else:
             self._sql("DELETE FROM leases WHERE name = ?", name)
+
+    def plant_everlasting_lock(self, name: str) -> None:
+        """A lock that would never expire: garbage without a TTL, or an expiry set far ahead
+        (what a wall clock set back by days looks like)."""
+        if self.redis_client is not None:
+            self.redis_client.set(f"{self.namespace}:lock:{name}", b"\xff garbage")
+        else:
+            self._sql(
+                "INSERT OR REPLACE INTO leases VALUES (?, ?, 'ghost', 'x', ?, ?, 30.0)",
+                self.namespace,
+                name,
+                time.time(),
+                time.time() + 1e6,
+            )
 
     def quarantined(self) -> list[tuple[str, str, str]]:
         """(source, key, raw) of every quarantined record, oldest first."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.journal import LockBusy
+from bot.journal import LockBusy, process_owner
 
 from .conftest import Store
 
@@ -171,3 +171,23 @@ async def test_a_lease_taken_over_reports_itself_lost(store: Store) -> None:
     assert holder is not None and holder.owner == "bot-b"
     await usurper.release()
     assert await other.holder("users") is None
+
+
+async def test_a_lock_that_would_never_expire_does_not_block_forever(store: Store) -> None:
+    journal = await store.open()
+    store.plant_everlasting_lock("roles")
+
+    lease = await journal.acquire("roles", owner="bot-a", ttl=5.0)
+
+    assert lease is not None
+    holder = await journal.holder("roles")
+    assert holder is not None and holder.owner == "bot-a" and holder.expires_in <= 5.0
+    if store.backend == "redis":  # garbage without TTL is set aside; SQLite's is only too far ahead
+        [notice] = journal.take_notices()
+        assert "without expiry" in notice.reason
+        assert [entry[:2] for entry in store.quarantined()] == [("lock", "roles")]
+    await lease.release()
+
+
+def test_process_owners_differ_for_each_process_lifetime() -> None:
+    assert process_owner() != process_owner()
