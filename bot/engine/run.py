@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from bot.engine.progress import RunFinished
 
 OUTCOMES = ("created", "updated", "left", "skipped", "failed")
+"""How a settled item ended; `unchanged` is counted by the diff, not by settling."""
 
 
 @dataclass(eq=False)
@@ -21,7 +22,7 @@ class Run:
     kind: str
     trigger: str
     started: float = field(default_factory=time.monotonic)
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*OUTCOMES, "unchanged"), 0))
     outstanding: int = 0
     deleted_roles: int = 0
     report: RunFinished | None = None

@@ -1,0 +1,99 @@
+"""A sandbox site on a loopback port, a fast-retrying client and an engine wired to both."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+import pytest
+
+from bot.engine import InMemoryGuild, ProgressEvent, SyncEngine
+from bot.sandbox.site import FaultConfig, SandboxSite
+from bot.site.client import SiteClient
+from bot.site.records import Role, User
+from bot.site.retry import RetryPolicy
+
+TOKEN = "engine-tests-token"
+
+
+def fast_retry(attempts: int = 6) -> RetryPolicy:
+    return RetryPolicy(attempts=attempts, base_delay=0.01, max_delay=0.05, rng=random.Random(1))
+
+
+@dataclass
+class Rig:
+    site: SandboxSite
+    client: SiteClient
+    guild: InMemoryGuild
+    engine: SyncEngine
+    events: list[ProgressEvent] = field(default_factory=list)
+
+    def seed(self, roles: Iterable[Role] = (), users: Iterable[User] = ()) -> None:
+        self.site.store.seed(roles, users)
+
+    def site_users(self) -> dict[int, User]:
+        return {user.id: user for user in self.site.store.all_users()}
+
+    def of_type(self, kind: type) -> list:
+        return [event for event in self.events if isinstance(event, kind)]
+
+    def mismatches(self) -> list[str]:
+        """Differences between the site and the guild: the property every sync must restore."""
+        problems = []
+        if sorted(self.site.store.all_roles(), key=lambda r: r.id) != sorted(
+            self.guild.roles(), key=lambda r: r.id
+        ):
+            problems.append("roles differ")
+        site = self.site_users()
+        for user_id in self.guild.member_ids():
+            if site.get(user_id) != self.guild.member(user_id):
+                problems.append(f"member {user_id}: site {site.get(user_id)}")
+        for user_id, user in site.items():
+            if self.guild.member(user_id) is None and user.in_guild:
+                problems.append(f"user {user_id} left but the site says in_guild")
+        return problems
+
+
+async def make_rig(
+    *,
+    chunk_size: int = 10,
+    max_in_flight: int = 3,
+    page_size: int = 25,
+    linger: float = 0.05,
+    faults: FaultConfig | None = None,
+    attempts: int = 6,
+    timeout: float = 5.0,
+) -> tuple[Rig, SandboxSite]:
+    site = SandboxSite(token=TOKEN, faults=faults)
+    await site.start()
+    client = SiteClient(site.url, TOKEN, timeout=timeout, retry=fast_retry(attempts))
+    guild = InMemoryGuild()
+    engine = SyncEngine(
+        client,
+        guild,
+        chunk_size=chunk_size,
+        max_in_flight=max_in_flight,
+        page_size=page_size,
+        linger=linger,
+    )
+    rig = Rig(site, client, guild, engine)
+    engine.subscribe(rig.events.append)
+    return rig, site
+
+
+async def close_rig(rig: Rig) -> None:
+    await rig.engine.close()
+    await rig.client.close()
+    await rig.site.stop()
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    made, _ = await make_rig()
+    yield made
+    await close_rig(made)
+
+
+def person(user_id: int, name: str = "", roles: Iterable[int] = (), in_guild: bool = True) -> User:
+    return User(user_id, name or f"user{user_id}", "", 1, frozenset(roles), in_guild)

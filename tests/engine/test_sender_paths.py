@@ -1,0 +1,194 @@
+"""Each path of the sender against the sandbox site over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.engine import BadRecords, ChunkDone, ChunkFailed, Retrying, RunFinished
+from bot.sandbox.site import FaultConfig
+from bot.site.records import Role
+
+from .conftest import Rig, close_rig, make_rig, person
+
+MOD = Role(100, "mod", 0, 0, 2)
+HELPER = Role(101, "helper", 0, 0, 1)
+
+
+async def test_a_patch_for_a_user_the_site_lacks_becomes_a_create(rig: Rig) -> None:
+    rig.seed([MOD], [person(i) for i in range(1, 6)])
+    rig.guild.add_role(MOD)
+    for i in range(1, 7):
+        rig.guild.add_member(person(i, f"renamed{i}", [100]))
+        rig.engine.enqueue_member(i, {"name", "roles"})
+    await asyncio.wait_for(rig.engine.flush(), 5)
+    assert rig.mismatches() == []
+    assert rig.engine.events.counts["created"] == 1
+    assert rig.engine.events.counts["updated"] == 5
+
+
+async def test_bad_records_are_isolated_reported_and_the_good_ones_land(rig: Rig) -> None:
+    rig.seed([MOD], [person(i) for i in range(1, 21)])
+    rig.guild.add_role(MOD)
+    rig.guild.add_role(HELPER)  # the site lacks it: users sync before roles here on purpose
+    for i in range(1, 26):  # 21..25 are creates
+        rig.guild.add_member(person(i, f"new{i}", [100]))
+    rig.guild.add_member(person(3, "x" * 33))  # over the site's 32 characters
+    rig.guild.add_member(person(7, "seven", [100, 101]))
+    rig.guild.add_member(person(23, "y" * 40))  # a bad create
+    report = await asyncio.wait_for(rig.engine.sync_users(), 10)
+    assert report.status == "partial"
+    assert (report.failed, report.updated, report.created) == (3, 18, 4)
+    bad = {bad_id: event.message for event in rig.of_type(BadRecords) for bad_id in event.ids}
+    assert set(bad) == {3, 7, 23}
+    assert "32" in bad[3] and "101" in bad[7]
+    site = rig.site_users()
+    assert site[3].name == "user3" and site[7].name == "user7" and 23 not in site
+    assert all(site[i] == rig.guild.member(i) for i in range(1, 26) if i not in bad)
+    assert rig.site.stats.largest_request_items <= 10
+
+
+async def test_injected_server_errors_rate_limits_and_resets_are_recovered() -> None:
+    faults = FaultConfig(
+        error_500=0.2, rate_limit_429=0.1, drop=0.1, retry_after=0.01, write_only=True, seed=3
+    )
+    rig, _ = await make_rig(faults=faults, attempts=10)
+    try:
+        rig.seed([MOD], [person(i) for i in range(1, 101)])
+        rig.guild.add_role(MOD)
+        for i in range(1, 121):
+            rig.guild.add_member(person(i, f"n{i}", [100] if i % 2 else []))
+        report = await asyncio.wait_for(rig.engine.sync_users(), 30)
+        assert report.status == "finished", report
+        assert rig.mismatches() == []
+        assert rig.of_type(Retrying), "the faults should have forced retries"
+        assert sum(rig.site.stats.faults.values()) >= 3
+    finally:
+        await close_rig(rig)
+
+
+async def test_a_site_that_refuses_writes_fails_the_run_without_crashing_and_a_rerun_heals() -> (
+    None
+):
+    rig, site = await make_rig(faults=FaultConfig(reject_writes=True), attempts=2)
+    try:
+        rig.seed([], [person(i) for i in range(1, 31)])
+        for i in range(1, 31):
+            rig.guild.add_member(person(i, f"n{i}"))
+        report = await asyncio.wait_for(rig.engine.sync_users(), 20)
+        assert (report.status, report.failed, report.updated) == ("failed", 30, 0)
+        failed_ids = {i for event in rig.of_type(ChunkFailed) for i in event.ids}
+        assert failed_ids == set(range(1, 31))
+        assert "500" in rig.of_type(ChunkFailed)[0].error
+        site.faults.configure(FaultConfig(), reseed=True)
+        again = await asyncio.wait_for(rig.engine.sync_users(), 20)
+        assert (again.status, again.updated) == ("finished", 30)
+        assert rig.mismatches() == []
+    finally:
+        await close_rig(rig)
+
+
+async def test_cancelling_mid_sync_counts_only_confirmed_writes_and_a_rerun_completes() -> None:
+    rig, site = await make_rig(
+        chunk_size=5, max_in_flight=1, faults=FaultConfig(slow=1.0, slow_delay=0.05)
+    )
+    try:
+        rig.seed([], [person(i) for i in range(1, 201)])
+        for i in range(1, 201):
+            rig.guild.add_member(person(i, f"n{i}"))
+        chunks_done = asyncio.Event()
+        rig.engine.subscribe(lambda e: isinstance(e, ChunkDone) and chunks_done.set())
+        task = asyncio.create_task(rig.engine.sync_users())
+        await asyncio.wait_for(chunks_done.wait(), 5)
+        task.cancel()
+        try:
+            await asyncio.wait_for(task, 5)
+        except asyncio.CancelledError:
+            pass
+        await asyncio.wait_for(rig.engine.hub.idle(), 5)
+        (finished,) = rig.of_type(RunFinished)
+        landed = sum(u.name.startswith("n") for u in rig.site_users().values())
+        assert finished.status == "cancelled"
+        assert 0 < finished.updated == landed < 200
+        site.faults.configure(FaultConfig(), reseed=True)
+        again = await asyncio.wait_for(rig.engine.sync_users(), 10)
+        assert (again.status, again.updated, again.unchanged) == ("finished", 200 - landed, landed)
+        assert rig.mismatches() == []
+    finally:
+        await close_rig(rig)
+
+
+async def test_a_member_update_during_a_long_sync_ends_with_the_newer_value() -> None:
+    rig, _ = await make_rig(
+        chunk_size=5, max_in_flight=2, faults=FaultConfig(slow=1.0, slow_delay=0.02)
+    )
+    try:
+        rig.seed([], [person(i) for i in range(1, 101)])
+        for i in range(1, 101):
+            rig.guild.add_member(person(i, f"sync{i}"))
+        first_chunk = asyncio.Event()
+        rig.engine.subscribe(lambda e: isinstance(e, ChunkDone) and first_chunk.set())
+        task = asyncio.create_task(rig.engine.sync_users())
+        await asyncio.wait_for(first_chunk.wait(), 5)
+        for user_id in (1, 100):  # one already sent by the sync, one not reached yet
+            rig.guild.update_member(person(user_id, "event-newer"))
+            rig.engine.enqueue_member(user_id, {"name"})
+        await asyncio.wait_for(task, 20)
+        await asyncio.wait_for(rig.engine.flush(), 5)
+        site = rig.site_users()
+        assert site[1].name == site[100].name == "event-newer"
+        assert rig.mismatches() == []
+    finally:
+        await close_rig(rig)
+
+
+async def test_in_flight_requests_adapt_but_never_exceed_the_maximum() -> None:
+    rig, _ = await make_rig(
+        chunk_size=4, max_in_flight=3, faults=FaultConfig(slow=0.3, slow_delay=0.05, seed=2)
+    )
+    try:
+        rig.seed([], [person(i) for i in range(1, 161)])
+        for i in range(1, 161):
+            rig.guild.add_member(person(i, f"n{i}"))
+        report = await asyncio.wait_for(rig.engine.sync_users(), 20)
+        assert report.status == "finished"
+        in_flight = [event.in_flight for event in rig.of_type(ChunkDone)]
+        assert max(in_flight) <= 3 and rig.engine.window.peak_in_flight == 3
+        assert rig.engine.window.limit >= 1
+    finally:
+        await close_rig(rig)
+
+
+async def test_role_deletion_strips_holders_in_chunks_then_deletes_without_cascade(
+    rig: Rig,
+) -> None:
+    rig.seed([MOD, HELPER], [person(i, roles=[100, 101]) for i in range(1, 51)])
+    rig.seed([], [person(i, roles=[100], in_guild=False) for i in range(51, 56)])
+    rig.guild.add_role(HELPER)  # the guild no longer has MOD
+    for i in range(1, 51):
+        rig.guild.add_member(person(i, roles=[100, 101]))
+    report = await asyncio.wait_for(rig.engine.delete_role(100), 10)
+    assert (report.status, report.updated, report.left, report.deleted_roles) == (
+        "finished",
+        50,
+        5,
+        1,
+    )
+    stats = rig.site.stats
+    assert stats.role_cascade_users == 0
+    assert 0 < stats.largest_bulk_patch <= 10
+    assert [r.id for r in rig.site.store.all_roles()] == [101]
+    assert all(100 not in u.roles for u in rig.site_users().values())
+    assert rig.mismatches() == []
+
+
+async def test_dry_run_counts_without_writing(rig: Rig) -> None:
+    rig.seed([MOD], [person(i) for i in range(1, 11)])
+    rig.guild.add_role(MOD)
+    for i in range(2, 13):
+        rig.guild.add_member(person(i, "renamed" if i < 5 else "", [100] if i == 9 else []))
+    report = await rig.engine.sync_users(dry_run=True)
+    plan = report.plan
+    assert (plan.creates, plan.updates, plan.leaves, plan.unchanged) == (2, 4, 1, 5)
+    assert plan.by_field == {"name": 3, "roles": 1, "in_guild": 1}
+    assert {s.user_id for s in plan.sample} == {1, 2, 3, 4, 9, 11, 12}
+    assert set(rig.site.stats.by_route) == {"GET /api/bot/users"}
