@@ -22,7 +22,9 @@ class Run:
     kind: str
     trigger: str
     started: float = field(default_factory=time.monotonic)
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*OUTCOMES, "unchanged"), 0))
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((*OUTCOMES, "unchanged"), 0)
+    )
     outstanding: int = 0
     deleted_roles: int = 0
     report: RunFinished | None = None

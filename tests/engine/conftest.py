@@ -63,11 +63,10 @@ async def make_rig(
     linger: float = 0.05,
     faults: FaultConfig | None = None,
     attempts: int = 6,
-    timeout: float = 5.0,
 ) -> tuple[Rig, SandboxSite]:
     site = SandboxSite(token=TOKEN, faults=faults)
     await site.start()
-    client = SiteClient(site.url, TOKEN, timeout=timeout, retry=fast_retry(attempts))
+    client = SiteClient(site.url, TOKEN, timeout=5.0, retry=fast_retry(attempts))
     guild = InMemoryGuild()
     engine = SyncEngine(
         client,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.engine import BadRecords, ChunkDone, ChunkFailed, Retrying, RunFinished
 from bot.sandbox.site import FaultConfig
 from bot.site.records import Role
@@ -100,10 +102,8 @@ async def test_cancelling_mid_sync_counts_only_confirmed_writes_and_a_rerun_comp
         task = asyncio.create_task(rig.engine.sync_users())
         await asyncio.wait_for(chunks_done.wait(), 5)
         task.cancel()
-        try:
+        with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
-        except asyncio.CancelledError:
-            pass
         await asyncio.wait_for(rig.engine.hub.idle(), 5)
         (finished,) = rig.of_type(RunFinished)
         landed = sum(u.name.startswith("n") for u in rig.site_users().values())
