@@ -1,0 +1,279 @@
+"""Benchmark the sync engine against the sandbox site running in a separate process.
+
+    .venv/bin/python benchmarks/sync_bench.py --scenario role-delete --members 80000
+
+The guild is synthetic (InMemoryGuild); the site's SQLite file is preloaded with the scenario's
+starting state, then the site is started as its own process on loopback, so the bot's memory
+and the site's memory are measured apart. The bot's peak is sampled from /proc/self/status
+during the run (ru_maxrss would include building the guild). The last line printed is one JSON
+object; the run fails (exit 1) if the site does not match the guild afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.engine import InMemoryGuild, SyncEngine
+from bot.sandbox.site import SiteStore
+from bot.sandbox.site.process import start_site_process
+from bot.site.client import SiteClient
+from bot.site.records import Role, User
+
+TOKEN = "benchmark-token"
+BASE_ID = 100_000_000_000_000_000
+EVERYONE_ROLE = Role(BASE_ID, "@everyone", 0, 0, 0)
+ROLES = [Role(BASE_ID + n, f"role{n}", n * 1000, 1 << n, n) for n in range(1, 9)]
+DOOMED = Role(BASE_ID + 99, "doomed", 0xFF0000, 0, 20)
+DEFAULT_MEMBERS = {
+    "role-delete": 80_000,
+    "unchanged": 1_000_000,
+    "mixed": 100_000,
+    "event-burst": 20_000,
+}
+BURST_UPDATES = 10_000
+
+
+def member(index: int) -> User:
+    roles = frozenset({ROLES[index % 8].id, ROLES[(index // 8) % 8].id})
+    display = f"nick{index}" if index % 5 == 0 else ""
+    return User(BASE_ID + 3 * index, f"user{index}", display, index % 10_000, roles)
+
+
+@dataclass
+class Scenario:
+    guild: InMemoryGuild
+    site_roles: list[Role]
+    site_users: Callable[[], Iterator[User]]
+    action: Callable[[SyncEngine], Awaitable[object]]
+
+
+def build(name: str, members: int) -> Scenario:
+    guild = InMemoryGuild([EVERYONE_ROLE, *ROLES])
+    if name == "role-delete":
+        for i in range(members):
+            user = member(i)
+            guild.add_member(User(**{**_fields(user), "roles": user.roles | {DOOMED.id}}))
+
+        def holders() -> Iterator[User]:
+            for i in range(members):
+                user = member(i)
+                yield User(**{**_fields(user), "roles": user.roles | {DOOMED.id}})
+
+        return Scenario(
+            guild,
+            [EVERYONE_ROLE, *ROLES, DOOMED],
+            holders,
+            lambda engine: engine.delete_role(DOOMED.id, trigger="benchmark"),
+        )
+    for i in range(members):
+        guild.add_member(member(i))
+    if name == "unchanged":
+        return Scenario(
+            guild,
+            [EVERYONE_ROLE, *ROLES],
+            lambda: (member(i) for i in range(members)),
+            lambda engine: engine.sync_users(trigger="benchmark"),
+        )
+    if name == "mixed":
+        return Scenario(
+            guild, [EVERYONE_ROLE, *ROLES[:-1], DOOMED], lambda: _mixed_site(members), _sync_all
+        )
+    if name == "event-burst":
+        return Scenario(
+            guild,
+            [EVERYONE_ROLE, *ROLES],
+            lambda: (member(i) for i in range(members)),
+            lambda engine: _burst(engine, guild, min(members, BURST_UPDATES)),
+        )
+    raise SystemExit(f"unknown scenario {name!r}")
+
+
+def _fields(user: User) -> dict[str, object]:
+    return {f: getattr(user, f) for f in User.__slots__}
+
+
+def _mixed_site(members: int) -> Iterator[User]:
+    """Every 20 members: one missing (create), one renamed, one with other roles, one extra
+    site user who left the guild, and some holders of a role the guild no longer has."""
+    for i in range(members):
+        user = member(i)
+        kind = i % 20
+        if kind == 0:
+            continue
+        if kind == 1:
+            yield User(user.id, "old-name", user.display_name, user.discriminator, user.roles)
+        elif kind == 2:
+            yield User(user.id, user.name, user.display_name, user.discriminator, frozenset())
+        elif kind == 3:
+            roles = user.roles | {DOOMED.id}
+            yield User(user.id, user.name, user.display_name, user.discriminator, roles)
+        else:
+            yield user
+        if kind == 4:
+            yield User(user.id + 1, f"gone{i}", "", 1, frozenset({ROLES[0].id}))
+
+
+async def _sync_all(engine: SyncEngine) -> None:
+    await engine.sync_roles(trigger="benchmark")
+    await engine.sync_users(trigger="benchmark")
+
+
+async def _burst(engine: SyncEngine, guild: InMemoryGuild, updates: int) -> None:
+    """`updates` single-member renames enqueued over about half a second, as gateway events."""
+    engine.start()
+    batch = 500
+    for start in range(0, updates, batch):
+        for i in range(start, min(updates, start + batch)):
+            user = member(i)
+            guild.update_member(
+                User(user.id, f"renamed{i}", user.display_name, user.discriminator, user.roles)
+            )
+            engine.enqueue_member(user.id, {"name"})
+        await asyncio.sleep(0.025)
+    await engine.flush()
+
+
+class RssSampler(threading.Thread):
+    """Peak VmRSS of this process while running, sampled every few milliseconds."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.peak = current_rss()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.peak = max(self.peak, current_rss())
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return max(self.peak, current_rss())
+
+
+def current_rss() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def mismatches(store: SiteStore, guild: InMemoryGuild) -> int:
+    """Site users that differ from the guild, plus members the site lacks, plus role diffs."""
+    wrong = 0
+    members_seen = 0
+    for user in store.all_users():
+        current = guild.member(user.id)
+        if current is None:
+            wrong += user.in_guild
+        else:
+            members_seen += 1
+            wrong += user != current
+    wrong += guild.member_count() - members_seen
+    site_roles = sorted(store.all_roles(), key=lambda r: r.id)
+    wrong += site_roles != sorted(guild.roles(), key=lambda r: r.id)
+    return wrong
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    members = args.members or DEFAULT_MEMBERS[args.scenario]
+    started = time.monotonic()
+    scenario = build(args.scenario, members)
+    with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
+        db = str(Path(tmp) / "site.sqlite3")
+        store = SiteStore(db)
+        store.seed(scenario.site_roles, scenario.site_users())
+        store.close()
+        setup_s = time.monotonic() - started
+        gc.collect()
+        baseline = current_rss()
+        with start_site_process(token=TOKEN, db=db, timeout=120) as site:
+            async with SiteClient(site.url, TOKEN, timeout=120) as client:
+                engine = SyncEngine(
+                    client,
+                    scenario.guild,
+                    chunk_size=args.chunk_size,
+                    max_in_flight=args.max_in_flight,
+                )
+                before = await client.request("GET", "_sandbox/stats")
+                sampler = RssSampler()
+                sampler.start()
+                t0 = time.monotonic()
+                report = await scenario.action(engine)
+                wall = time.monotonic() - t0
+                peak = sampler.stop()
+                await engine.close()
+                after = await client.request("GET", "_sandbox/stats")
+        store = SiteStore(db)
+        wrong = mismatches(store, scenario.guild)
+        store.close()
+    window = engine.window
+    written = (
+        report.written
+        if report is not None
+        else after["bulk_patch_users"] - before["bulk_patch_users"]
+    )
+    return {
+        "scenario": args.scenario,
+        "members": members,
+        "chunk_size": args.chunk_size,
+        "max_in_flight": args.max_in_flight,
+        "requests": after["requests"] - before["requests"],
+        "requests_by_route": {
+            route: count - before["by_route"].get(route, 0)
+            for route, count in after["by_route"].items()
+            if count - before["by_route"].get(route, 0)
+        },
+        "max_items_per_request": after["largest_request_items"],
+        "bulk_patch_users": after["bulk_patch_users"] - before["bulk_patch_users"],
+        "role_cascade_users": after["role_cascade_users"],
+        "written": written,
+        "status": report.status if report is not None else "finished",
+        "wall_s": round(wall, 2),
+        "users_per_s": round((members if args.scenario != "event-burst" else written) / wall),
+        "peak_in_flight": window.peak_in_flight,
+        "bot_baseline_rss_mib": round(baseline / 2**20, 1),
+        "bot_peak_rss_mib": round(peak / 2**20, 1),
+        "bot_sync_rss_mib": round((peak - baseline) / 2**20, 1),
+        "site_peak_rss_mib": round(after["peak_rss_bytes"] / 2**20, 1),
+        "setup_s": round(setup_s, 1),
+        "mismatches": wrong,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", choices=sorted(DEFAULT_MEMBERS), default="role-delete")
+    parser.add_argument("--members", type=int, default=0, help="default depends on the scenario")
+    parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--max-in-flight", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="reserved: scenarios are deterministic")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    print(
+        f"{result['scenario']}: {result['members']:,} members, {result['requests']} requests "
+        f"(largest {result['max_items_per_request']} items), {result['wall_s']} s, "
+        f"{result['users_per_s']:,} users/s; bot RSS {result['bot_baseline_rss_mib']} MiB "
+        f"baseline, {result['bot_peak_rss_mib']} MiB peak (+{result['bot_sync_rss_mib']}); "
+        f"site peak {result['site_peak_rss_mib']} MiB; mismatches {result['mismatches']}"
+    )
+    print(json.dumps(result, sort_keys=True))
+    return 0 if result["mismatches"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
