@@ -159,29 +159,36 @@ def _route_template(request: web.Request) -> str | None:
     return None if resource is None else resource.canonical
 
 
-async def _injected_fault(request: web.Request, template: str | None) -> web.Response | None:
-    """Apply the fault drawn for this request; a response means answer with it right away."""
+def _draw_fault(request: web.Request, template: str | None) -> Fault | None:
+    """The fault for this request, counted in the stats; only the site's own routes get one."""
     state = site_state(request)
     if template is None or not template.startswith(_FAULTABLE_PREFIX):
         return None
     fault = state.faults.decide(is_write=request.method in _WRITE_METHODS)
-    if fault is None:
-        return None
-    state.stats.record_fault(fault.value)
-    if fault in (Fault.SERVER_ERROR, Fault.REJECTED_WRITE):
+    if fault is not None:
+        state.stats.record_fault(fault.value)
+    return fault
+
+
+def _throttled(retry_after: float) -> web.Response:
+    seconds = max(1, math.ceil(retry_after))
+    message = f"Request was throttled. Expected available in {seconds} second{'s' * (seconds > 1)}."
+    return detail(429, message, **{"Retry-After": f"{retry_after:g}"})
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Answer as answer:
+        return answer.response
+    except web.HTTPNotFound:
+        return not_found_page()
+    except SiteCrash as crash:
+        log.info("sandbox site: %s %s answered 500: %s", request.method, request.path, crash)
         return server_error_page()
-    if fault is Fault.RATE_LIMITED:
-        wait = state.faults.config.retry_after
-        seconds = max(1, math.ceil(wait))
-        message = (
-            f"Request was throttled. Expected available in {seconds} second{'s' * (seconds > 1)}."
-        )
-        return detail(429, message, **{"Retry-After": f"{wait:g}"})
-    if fault is Fault.SLOW:
-        await asyncio.sleep(state.faults.config.slow_delay)
-    if fault is Fault.DROP:
-        request["drop_connection"] = True
-    return None
+    except Exception:
+        log.exception("sandbox site: %s %s failed", request.method, request.path)
+        return server_error_page()
 
 
 @web.middleware
@@ -190,22 +197,15 @@ async def _site_middleware(request: web.Request, handler: Handler) -> web.Stream
     template = _route_template(request)
     if template is None or not template.startswith(_CONTROL_PREFIX):
         state.stats.record_request(f"{request.method} {template or 'unmatched'}")
-    faulted = await _injected_fault(request, template)
-    if faulted is not None:
-        return faulted
-    try:
-        response = await handler(request)
-    except Answer as answer:
-        response = answer.response
-    except web.HTTPNotFound:
-        response = not_found_page()
-    except SiteCrash as crash:
-        log.info("sandbox site: %s %s answered 500: %s", request.method, request.path, crash)
-        response = server_error_page()
-    except Exception:
-        log.exception("sandbox site: %s %s failed", request.method, request.path)
-        response = server_error_page()
-    if request.get("drop_connection") and request.transport is not None:
+    fault = _draw_fault(request, template)
+    if fault in (Fault.SERVER_ERROR, Fault.REJECTED_WRITE):
+        return server_error_page()
+    if fault is Fault.RATE_LIMITED:
+        return _throttled(state.faults.config.retry_after)
+    if fault is Fault.SLOW:
+        await asyncio.sleep(state.faults.config.slow_delay)
+    response = await _handle(request, handler)
+    if fault is Fault.DROP and request.transport is not None:
         # The request was applied; its answer is lost, as when a proxy or the network fails.
         request.transport.close()
     return response

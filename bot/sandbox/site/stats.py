@@ -12,20 +12,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def peak_rss_bytes() -> int:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def memory_bytes() -> tuple[int, int | None]:
+    """(peak RSS, current RSS) of this process in bytes; current is None off Linux.
 
-
-def current_rss_bytes() -> int | None:
+    ru_maxrss is only refreshed at some kernel events, so it can trail the current RSS; the
+    kernel's VmHWM, computed when read, cannot. The peak is the larger of the two.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    current = None
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(("VmHWM:", "VmRSS:")):
+                    value = int(line.split()[1]) * 1024
+                    if line.startswith("VmRSS:"):
+                        current = value
+                    peak = max(peak, value)
     except OSError:
-        return None
-    return None
+        pass
+    return peak, current
 
 
 @dataclass
@@ -59,6 +64,7 @@ class SiteStats:
         self.role_cascade_users += users_rewritten
 
     def snapshot(self) -> dict[str, Any]:
+        peak_rss, current_rss = memory_bytes()
         return {
             "requests": self.requests,
             "by_route": dict(self.by_route),
@@ -68,6 +74,6 @@ class SiteStats:
             "largest_bulk_patch": self.largest_bulk_patch,
             "bulk_patch_users": self.bulk_patch_users,
             "role_cascade_users": self.role_cascade_users,
-            "peak_rss_bytes": peak_rss_bytes(),
-            "current_rss_bytes": current_rss_bytes(),
+            "peak_rss_bytes": peak_rss,
+            "current_rss_bytes": current_rss,
         }
