@@ -58,3 +58,18 @@ async def test_unresumable_session_is_invalidated_and_the_bot_identifies_again(
         await joins.wait_for(lambda member: member.id == newcomer.id)
     stats = emulator.gateway_stats
     assert (stats.resumes, stats.invalid_sessions) == (0, 1)
+
+
+async def test_heartbeats_are_acknowledged_and_keep_the_session() -> None:
+    async with LoopbackDiscord(heartbeat_interval_ms=50) as emulator:
+        guild_state = emulator.create_guild(member_count=300)
+        bot = make_bot()
+        joins = listen(bot, "member_join")
+        async with running(emulator, bot):
+            await emulator.wait_until(lambda: emulator.gateway_stats.heartbeats >= 4, within=5)
+            assert bot.latency < 1.0  # set from a HEARTBEAT_ACK
+            newcomer = emulator.add_member(guild_state.id, "after.heartbeats")
+            await joins.wait_for(lambda member: member.id == newcomer.id)
+        stats = emulator.gateway_stats
+        assert (stats.identifies, stats.resumes, stats.server_closes) == (1, 0, [])
+        assert emulator.unimplemented_calls == []

@@ -20,10 +20,13 @@ Fidelity limits (what real Discord does that this emulator does not):
 - Rate limits exist only for message sends and edits (per channel, fixed window, default 5 per
   5 s); no global limit, no shared-bucket or sub-limit behaviour beyond
   `advertise_rate_limits=False`, which withholds headers so clients meet 429s.
+- Resume replay buffers are trimmed by heartbeat acknowledgements and capped at 10,000
+  dispatches; with the default 41.25 s heartbeat a 100k member chunking stays buffered
+  (about 40 MiB) until the next heartbeat. Sessions never expire by time.
 - Interactions: components only (type 3); tokens never expire (the 3 s callback deadline is
   enforced); ephemeral responses are stored like other messages.
-- Usernames changes arrive as GUILD_MEMBER_UPDATE for every guild holding the user, and
-  USER_UPDATE only for the bot itself, as on Discord; no PRESENCE_UPDATE user patches.
+- Username changes arrive, as on Discord, as GUILD_MEMBER_UPDATE in every guild holding the
+  user (USER_UPDATE only for the bot itself), but never as PRESENCE_UPDATE user patches.
 """
 
 from .client_patch import point_discord_py_at
