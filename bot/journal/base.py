@@ -135,11 +135,19 @@ class Journal(abc.ABC):
         With several processes sharing Redis, use a few heartbeat intervals.
         """
         cutoff = utcnow() - timedelta(seconds=stale_after)
+        # Whether the last (possibly retried) application of `interrupt` changed the run, so
+        # a run another process marked first is not reported twice.
+        marked_here: dict[str, bool] = {}
+
+        def is_dead(run: Run) -> bool:
+            heartbeat = run.heartbeat_at or run.started_at
+            return run.is_running and run.owner != current_owner and heartbeat <= cutoff
 
         def interrupt(run: Run) -> Run | None:
-            heartbeat = run.heartbeat_at or run.started_at
-            if not run.is_running or run.owner == current_owner or heartbeat > cutoff:
+            marked_here[run.run_id] = is_dead(run)
+            if not marked_here[run.run_id]:
                 return None
+            heartbeat = run.heartbeat_at or run.started_at
             return run.finished(
                 INTERRUPTED,
                 last_error=f"process {run.owner or '?'} stopped without finishing the run "
@@ -148,10 +156,10 @@ class Journal(abc.ABC):
 
         interrupted = []
         for candidate in await self.running_runs():
-            if interrupt(candidate) is None:
+            if not is_dead(candidate):
                 continue
             run = await self._transform_run(candidate.run_id, interrupt)
-            if run is not None and run.status == INTERRUPTED:
+            if run is not None and marked_here.get(run.run_id):
                 interrupted.append(run)
         return interrupted
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.journal import CANCELLED, FAILED, INTERRUPTED, RUNNING, SUCCEEDED, Run
@@ -113,3 +115,17 @@ async def test_runs_of_a_dead_process_become_interrupted(store: Store) -> None:
     # A process that was only slow may still report how its run really ended.
     late = await previous.finish_run(dead.run_id, SUCCEEDED, done=9)
     assert late is not None and late.status == SUCCEEDED
+
+
+async def test_two_processes_marking_interrupted_runs_report_each_run_once(store: Store) -> None:
+    previous = await store.open()
+    dead = [await previous.start_run(Run.begin("users", "startup", owner="old")) for _ in range(3)]
+    first, second = await store.open(), await store.open()
+
+    reports = await asyncio.gather(
+        first.mark_interrupted(current_owner="new-1", stale_after=0),
+        second.mark_interrupted(current_owner="new-2", stale_after=0),
+    )
+
+    reported = sorted(run.run_id for report in reports for run in report)
+    assert reported == sorted(run.run_id for run in dead)
