@@ -15,21 +15,21 @@ from typing import Any
 def memory_bytes() -> tuple[int, int | None]:
     """(peak RSS, current RSS) of this process in bytes; current is None off Linux.
 
-    ru_maxrss is only refreshed at some kernel events, so it can trail the current RSS; the
-    kernel's VmHWM, computed when read, cannot. The peak is the larger of the two.
+    The kernel's VmHWM and VmRSS come first: ru_maxrss survives exec, so a site started by a
+    process holding a million records would report that parent's size as its own peak.
     """
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    current = None
+    peak = current = None
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith(("VmHWM:", "VmRSS:")):
-                    value = int(line.split()[1]) * 1024
-                    if line.startswith("VmRSS:"):
-                        current = value
-                    peak = max(peak, value)
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) * 1024
+                elif line.startswith("VmRSS:"):
+                    current = int(line.split()[1]) * 1024
     except OSError:
         pass
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return peak, current
 
 

@@ -119,6 +119,8 @@ class SiteStore:
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA synchronous = OFF")
+        # 64 MiB of page cache: a million users (~45 MB) stay in memory after the first pass.
+        self._db.execute("PRAGMA cache_size = -65536")
         if path != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(_SCHEMA)
@@ -247,9 +249,14 @@ class SiteStore:
         return inserted
 
     def update_users(self, users: Iterable[Mapping[str, Any]]) -> None:
-        """Write every column of existing users (the caller merged partial updates already)."""
+        """Write every column of existing users (the caller merged partial updates already).
+
+        Rows are written in id order: neighbouring ids share B-tree pages, so each page is
+        visited once instead of once per user.
+        """
+        rows = sorted(map(_update_params, users), key=lambda params: params[-1])
         with self._db:
-            self._db.executemany(_USER_UPDATE, (_update_params(user) for user in users))
+            self._db.executemany(_USER_UPDATE, rows)
 
     def delete_user(self, user_id: int) -> bool:
         if not 0 <= user_id <= MAX_DB_INTEGER:

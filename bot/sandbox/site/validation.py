@@ -20,6 +20,7 @@ REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."
 
 _TRAILING_ZERO_FRACTION = re.compile(r"\.0*\s*$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_INTEGER_STRING = 1000
 _TRUE_STRINGS = frozenset(
     ["t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1"]
@@ -73,9 +74,9 @@ def text(max_length: int, *, allow_blank: bool) -> Callable[[Any], str]:
             errors.append(f"Ensure this field has no more than {max_length} characters.")
         if "\x00" in result:
             errors.append("Null characters are not allowed.")
-        surrogate = next((c for c in result if "\ud800" <= c <= "\udfff"), None)
+        surrogate = _SURROGATE.search(result)
         if surrogate is not None:
-            errors.append(f"Surrogate characters are not allowed: U+{ord(surrogate):X}.")
+            errors.append(f"Surrogate characters are not allowed: U+{ord(surrogate[0]):X}.")
         if errors:
             raise FieldError(errors)
         return result
