@@ -146,30 +146,40 @@ async def _burst(engine: SyncEngine, guild: InMemoryGuild, updates: int) -> None
 
 
 class RssSampler(threading.Thread):
-    """Peak VmRSS of this process while running, sampled every few milliseconds."""
+    """Peak VmRSS of some processes while running, sampled every few milliseconds.
 
-    def __init__(self, interval: float = 0.005) -> None:
+    Not ru_maxrss or VmHWM: those are high-water marks of the whole process, and building the
+    guild raised them before the sync started.
+    """
+
+    def __init__(self, pids: dict[str, int | str], interval: float = 0.005) -> None:
         super().__init__(daemon=True)
         self.interval = interval
-        self.peak = current_rss()
+        self.pids = pids
+        self.peaks = {name: rss(pid) for name, pid in pids.items()}
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
-            self.peak = max(self.peak, current_rss())
+            self._sample()
 
-    def stop(self) -> int:
+    def _sample(self) -> None:
+        for name, pid in self.pids.items():
+            self.peaks[name] = max(self.peaks[name], rss(pid))
+
+    def stop(self) -> dict[str, int]:
         self._stop_event.set()
         self.join()
-        return max(self.peak, current_rss())
+        self._sample()
+        return self.peaks
 
 
-def current_rss() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
+def rss(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
 def mismatches(store: SiteStore, guild: InMemoryGuild) -> int:
@@ -200,7 +210,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         store.close()
         setup_s = time.monotonic() - started
         gc.collect()
-        baseline = current_rss()
+        baseline = rss()
         with start_site_process(token=TOKEN, db=db, timeout=120) as site:
             async with SiteClient(site.url, TOKEN, timeout=120) as client:
                 engine = SyncEngine(
@@ -210,12 +220,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     max_in_flight=args.max_in_flight,
                 )
                 before = await client.request("GET", "_sandbox/stats")
-                sampler = RssSampler()
+                sampler = RssSampler({"bot": "self"})
                 sampler.start()
                 t0 = time.monotonic()
                 report = await scenario.action(engine)
                 wall = time.monotonic() - t0
-                peak = sampler.stop()
+                peaks = sampler.stop()
                 await engine.close()
                 after = await client.request("GET", "_sandbox/stats")
         store = SiteStore(db)
@@ -225,7 +235,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     written = (
         report.written
         if report is not None
-        else after["bulk_patch_users"] - before["bulk_patch_users"]
+        else after["bulk_patch_items"] - before["bulk_patch_items"]
     )
     return {
         "scenario": args.scenario,
@@ -239,7 +249,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             if count - before["by_route"].get(route, 0)
         },
         "max_items_per_request": after["largest_request_items"],
-        "bulk_patch_users": after["bulk_patch_users"] - before["bulk_patch_users"],
+        "bulk_patch_items": after["bulk_patch_items"] - before["bulk_patch_items"],
         "role_cascade_users": after["role_cascade_users"],
         "written": written,
         "status": report.status if report is not None else "finished",
@@ -247,8 +257,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "users_per_s": round((members if args.scenario != "event-burst" else written) / wall),
         "peak_in_flight": window.peak_in_flight,
         "bot_baseline_rss_mib": round(baseline / 2**20, 1),
-        "bot_peak_rss_mib": round(peak / 2**20, 1),
-        "bot_sync_rss_mib": round((peak - baseline) / 2**20, 1),
+        "bot_peak_rss_mib": round(peaks["bot"] / 2**20, 1),
+        "bot_sync_rss_mib": round((peaks["bot"] - baseline) / 2**20, 1),
         "site_peak_rss_mib": round(after["peak_rss_bytes"] / 2**20, 1),
         "setup_s": round(setup_s, 1),
         "mismatches": wrong,

@@ -6,9 +6,9 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from bot.engine.diff import ALL_FIELDS, DiffStats, Kind, PageOrderError, iter_user_changes
 from bot.engine.guild import GuildState
@@ -97,9 +97,13 @@ class SyncEngine:
     # -- events ------------------------------------------------------------------------------
 
     def enqueue_member(
-        self, user_id: int, fields: frozenset[str] | str = "all", *, upsert: bool = False
+        self, user_id: int, fields: Iterable[str] | Literal["all"] = "all", *, upsert: bool = False
     ) -> None:
-        """Queue a member's write from a gateway event; never blocks, sent within `linger`."""
+        """Queue a member's write from a gateway event; never blocks, sent within `linger`.
+
+        `upsert=True` for joins: the site may or may not have the user, so it is bulk created
+        (existing ids are skipped) and then patched with every field.
+        """
         chosen = ALL_FIELDS if fields == "all" else frozenset(fields)
         unknown = chosen - ALL_FIELDS
         if unknown:
