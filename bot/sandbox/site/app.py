@@ -19,9 +19,12 @@ Where the sandbox differs from the real site, on purpose or for lack of need:
   union of fields sent); a mix of only-id items and real patches succeeds, as on the site.
 - Role existence errors list each missing role once; other DRF details (unknown content types: 415,
   "last" as a page number, trimming of strings) follow DRF 3.15 and Django 5 as far as known.
+- Faults (see faults.py) are the sandbox's own: its 429 carries `Retry-After` in (possibly
+  fractional) seconds as configured, and a dropped connection is closed after the request was
+  applied, so the client cannot know whether its write landed.
 - Extras that the site does not have: private `GET /api/_sandbox/stats`, `GET|POST
-  /api/_sandbox/faults` (both need the token and are left out of the stats and of fault injection),
-  and fault injection on `/api/bot/...` requests (see faults.py).
+  /api/_sandbox/faults` (both need the token and are left out of the stats and of fault
+  injection), and fault injection on `/api/bot/...` requests only (never on the health check).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class SiteStats:
     largest_request_items: int = 0
     largest_request_bytes: int = 0
     largest_bulk_patch: int = 0
-    bulk_patch_users: int = 0
+    bulk_patch_items: int = 0
     role_cascade_users: int = 0
 
     def record_request(self, route: str) -> None:
@@ -54,8 +54,9 @@ class SiteStats:
         self.largest_request_bytes = max(self.largest_request_bytes, size)
 
     def record_bulk_patch(self, items: int) -> None:
+        """Count a bulk_patch list as received, whether or not it was then accepted."""
         self.largest_bulk_patch = max(self.largest_bulk_patch, items)
-        self.bulk_patch_users += items
+        self.bulk_patch_items += items
 
     def record_fault(self, kind: str) -> None:
         self.faults[kind] += 1
@@ -72,7 +73,7 @@ class SiteStats:
             "largest_request_items": self.largest_request_items,
             "largest_request_bytes": self.largest_request_bytes,
             "largest_bulk_patch": self.largest_bulk_patch,
-            "bulk_patch_users": self.bulk_patch_users,
+            "bulk_patch_items": self.bulk_patch_items,
             "role_cascade_users": self.role_cascade_users,
             "peak_rss_bytes": peak_rss,
             "current_rss_bytes": current_rss,
