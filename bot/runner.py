@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -25,12 +26,14 @@ def intents() -> discord.Intents:
     return chosen
 
 
-def build_bot(settings: Settings) -> commands.Bot:
+def build_bot(settings: Settings, **client_options: Any) -> commands.Bot:
+    """The project's bot; `client_options` pass through to discord.py (tests shorten waits)."""
     bot = commands.Bot(
         command_prefix=settings.prefix,
         intents=intents(),
         allowed_mentions=discord.AllowedMentions.none(),
         help_command=None,
+        **client_options,
     )
     bot.sync_settings = settings  # type: ignore[attr-defined]  # read by the extension's setup()
     return bot

@@ -122,10 +122,12 @@ class SyncEngine:
         plan.count(stats)
         return plan
 
-    async def sync_users(self, dry_run: bool = False, trigger: str = "manual") -> RunReport:
+    async def sync_users(
+        self, dry_run: bool = False, trigger: str = "manual", run_id: str | None = None
+    ) -> RunReport:
         if dry_run:
-            return await self._dry_run("users", trigger, self._plan_report)
-        async with self._run("users", trigger) as run:
+            return await self._dry_run("users", trigger, self._plan_report, run_id)
+        async with self._run("users", trigger, run_id) as run:
             stats = DiffStats()
             scanned_reported = 0
 
@@ -144,11 +146,13 @@ class SyncEngine:
             self.hub.publish(PlanUpdated(run.run_id, stats.planned(), stats.scanned, final=True))
         return run.report
 
-    async def sync_roles(self, dry_run: bool = False, trigger: str = "manual") -> RunReport:
+    async def sync_roles(
+        self, dry_run: bool = False, trigger: str = "manual", run_id: str | None = None
+    ) -> RunReport:
         """Create and update roles one request each, then delete vanished ones (strip first)."""
         if dry_run:
-            return await self._dry_run("roles", trigger, self._role_plan_report)
-        async with self._run("roles", trigger) as run:
+            return await self._dry_run("roles", trigger, self._role_plan_report, run_id)
+        async with self._run("roles", trigger, run_id) as run:
             role_diff = diff_roles(self.guild.roles(), await self.client.list_roles())
             self.hub.publish(PlanUpdated(run.run_id, role_diff.counts(), 0, final=True))
             for role in role_diff.created:
@@ -161,13 +165,15 @@ class SyncEngine:
                 await self._strip_and_delete(run, frozenset(role_diff.deleted))
         return run.report
 
-    async def delete_role(self, role_id: int, trigger: str = "role deleted") -> RunReport:
+    async def delete_role(
+        self, role_id: int, trigger: str = "role deleted", run_id: str | None = None
+    ) -> RunReport:
         """Strip the role from every holder with chunked bulk_patch, then DELETE it.
 
         The site's own DELETE cascade saves each holder separately inside one request; done
         this way the DELETE finds no holders left.
         """
-        async with self._run("role-delete", trigger) as run:
+        async with self._run("role-delete", trigger, run_id) as run:
             await self._strip_and_delete(run, frozenset({role_id}))
         return run.report
 
@@ -199,10 +205,12 @@ class SyncEngine:
     # -- internals ---------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _run(self, kind: str, trigger: str) -> AsyncIterator[Run]:
-        """One run at a time: publish its start, drain its writes, publish how it ended."""
+    async def _run(self, kind: str, trigger: str, run_id: str | None) -> AsyncIterator[Run]:
+        """One run at a time: publish its start, drain its writes, publish how it ended.
+
+        `run_id` lets the caller name the run (its journal id) before it starts."""
         async with self._run_lock:
-            run = Run(f"{kind}-{next(self._run_numbers)}", kind, trigger)
+            run = Run(run_id or f"{kind}-{next(self._run_numbers)}", kind, trigger)
             self.hub.publish(RunStarted(run.run_id, kind, trigger))
             self.start()
             status, error = "finished", ""
@@ -261,8 +269,10 @@ class SyncEngine:
         self.hub.publish(report)
         return report
 
-    async def _dry_run(self, kind: str, trigger: str, plan: Callable[[str], Any]) -> RunReport:
-        run_id = f"{kind}-dry-{next(self._run_numbers)}"
+    async def _dry_run(
+        self, kind: str, trigger: str, plan: Callable[[str], Any], run_id: str | None
+    ) -> RunReport:
+        run_id = run_id or f"{kind}-dry-{next(self._run_numbers)}"
         started = time.monotonic()
         self.hub.publish(RunStarted(run_id, kind, trigger))
         try:

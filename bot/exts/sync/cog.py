@@ -24,7 +24,7 @@ from bot.engine import SyncEngine
 from bot.engine.progress import BadRecords, ChunkFailed, ProgressEvent, RunFinished
 from bot.exts.sync.checks import is_moderator
 from bot.exts.sync.discord_guild import DiscordGuildState, member_record
-from bot.exts.sync.guard import GuardAnswer, GuardView, judge
+from bot.exts.sync.guard import GuardAnswer, GuardView, describe_plan, judge
 from bot.exts.sync.messages import count, fit, literal
 from bot.exts.sync.reporter import NO_PINGS, RunReporter, summary
 from bot.exts.sync.sentry import init_sentry
@@ -65,8 +65,10 @@ class SyncCog(commands.Cog, name="Sync"):
         self.active: dict[str, ActiveRun] = {}
         self.history: deque[RunFinished] = deque(maxlen=HISTORY)
         self.ready = asyncio.Event()
+        self.startup_done = asyncio.Event()
         self._locks = {name: asyncio.Lock() for name in set(LOCK_OF_KIND.values())}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -77,7 +79,13 @@ class SyncCog(commands.Cog, name="Sync"):
                 self.settings.sentry_environment,
                 self.settings.secrets(),
             )
-        self._spawn(self._start(), "sync-startup")
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        """Start once per process: READY also fires after every reconnect without a resume."""
+        if not self._started:
+            self._started = True
+            self._spawn(self._start(), "sync-startup")
 
     async def cog_unload(self) -> None:
         for task in list(self._tasks):
@@ -101,7 +109,6 @@ class SyncCog(commands.Cog, name="Sync"):
 
     async def _start(self) -> None:
         """Wait for the full member list, then sync roles and users once."""
-        await self.bot.wait_until_ready()
         guild = self.bot.get_guild(self.settings.guild_id or 0)
         if guild is None:
             log.error("the bot is not in the configured guild %s", self.settings.guild_id)
@@ -129,8 +136,11 @@ class SyncCog(commands.Cog, name="Sync"):
         self.engine.start()
         self.ready.set()
         log.info("guild %s has %s members cached; sync is ready", guild.id, guild.member_count)
-        if self.settings.startup_sync:
-            await self._startup_sync()
+        try:
+            if self.settings.startup_sync:
+                await self._startup_sync()
+        finally:
+            self.startup_done.set()
 
     async def _startup_sync(self) -> None:
         check_in = StartupCheckIn()
@@ -225,7 +235,7 @@ class SyncCog(commands.Cog, name="Sync"):
                 report = RunFinished(run_id, kind, trigger, "failed", error=_describe(error))
             finally:
                 del self.active[run_id]
-            await self.engine.progress.idle()
+            await self.engine.hub.idle()
             for stop in unsubscribe:
                 stop()
             await reporter.close(report)
@@ -250,8 +260,8 @@ class SyncCog(commands.Cog, name="Sync"):
             return True
         plan = await self.engine.plan_users()
         verdict = judge(
-            leaving=plan.left,
-            site_users=plan.site_users,
+            leaving=plan.leaves,
+            site_users=plan.scanned,
             role_deletes=0,
             site_roles=0,
             left_share=self.settings.guard_left_share,
@@ -261,7 +271,7 @@ class SyncCog(commands.Cog, name="Sync"):
             return True
         view = GuardView(
             self.settings.moderator_role_ids,
-            details=lambda: plan.describe(),
+            details=lambda: describe_plan(plan),
             timeout=self.settings.guard_timeout,
         )
         message = await self.post(

@@ -14,8 +14,9 @@ from enum import Enum
 
 import discord
 
+from bot.engine import Plan
 from bot.exts.sync.checks import is_moderator
-from bot.exts.sync.messages import fit
+from bot.exts.sync.messages import count, fit
 
 
 class GuardAnswer(Enum):
@@ -48,6 +49,24 @@ def judge(
             f"limit {role_share:.0%})"
         )
     return GuardVerdict(bool(reasons), " and ".join(reasons))
+
+
+def describe_plan(plan: Plan) -> str:
+    """What a user sync would write: counts per kind and field, and a few sample changes."""
+    lines = [
+        f"Would create {count(plan.creates)}, update {count(plan.updates)}, mark "
+        f"{count(plan.leaves)} as left; {count(plan.unchanged)} unchanged "
+        f"({count(plan.scanned)} site users read).",
+    ]
+    if plan.by_field:
+        fields = ", ".join(f"{name} {count(n)}" for name, n in sorted(plan.by_field.items()))
+        lines.append(f"Fields: {fields}")
+    for change in plan.sample:
+        shown = "; ".join(
+            f"{name}: {old!r} → {new!r}" for name, (old, new) in change.changes.items()
+        )
+        lines.append(f"• {change.kind} `{change.user_id}` {discord.utils.escape_markdown(shown)}")
+    return fit("\n".join(lines))
 
 
 class GuardView(discord.ui.View):

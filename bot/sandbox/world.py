@@ -1,0 +1,148 @@
+"""A sandbox guild on the loopback Discord, what the site should hold for it, and the check.
+
+Scenarios, the end-to-end tests and the benchmark-like demo all build the same world: a guild
+with a "Developers" role held by every member (the outage's role), a few helpers, one moderator,
+a log channel and a commands channel. The site's expected contents are derived from the
+emulator's state with the same rules the bot applies to discord.py's members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.sandbox.discord import LoopbackDiscord
+from bot.sandbox.discord.state import GuildState, MemberState, RoleState
+from bot.site.client import SiteClient
+from bot.site.records import Role, User
+
+DEVELOPERS, HELPERS, MODERATORS = "Developers", "Helpers", "Moderators"
+LOG_CHANNEL, COMMANDS_CHANNEL = "sync-log", "general"
+MAX_MISMATCHES_SHOWN = 20
+
+
+def _assign(index: int, roles: Sequence[RoleState]) -> list[int]:
+    """Everyone is a developer, every tenth member a helper, member 1 the moderator."""
+    by_name = {role.name: role.id for role in roles}
+    held = [by_name[DEVELOPERS]]
+    if index % 10 == 0:
+        held.append(by_name[HELPERS])
+    if index == 1:
+        held.append(by_name[MODERATORS])
+    return held
+
+
+@dataclass
+class SandboxGuild:
+    discord: LoopbackDiscord
+    state: GuildState
+
+    @classmethod
+    def build(cls, discord: LoopbackDiscord, members: int) -> SandboxGuild:
+        state = discord.create_guild(
+            "Sandbox Guild",
+            member_count=members,
+            role_names=(DEVELOPERS, HELPERS, MODERATORS),
+            channel_names=(COMMANDS_CHANNEL, LOG_CHANNEL),
+            assign_roles=_assign,
+        )
+        return cls(discord, state)
+
+    @property
+    def id(self) -> int:
+        return self.state.id
+
+    def role_id(self, name: str) -> int:
+        return self.discord.role_named(self.id, name).id
+
+    @property
+    def log_channel_id(self) -> int:
+        return self.discord.channel_named(self.id, LOG_CHANNEL)
+
+    @property
+    def commands_channel_id(self) -> int:
+        return self.discord.channel_named(self.id, COMMANDS_CHANNEL)
+
+    @property
+    def moderator_id(self) -> int:
+        moderators = self.role_id(MODERATORS)
+        return next(m.id for m in self.state.members.values() if moderators in m.roles)
+
+    @property
+    def ordinary_member_id(self) -> int:
+        """A member with no moderator role and no administrator permission."""
+        moderators = self.role_id(MODERATORS)
+        owner, bot = self.state.owner_id, self.discord.bot_user.id
+        return next(
+            m.id
+            for m in self.state.members.values()
+            if moderators not in m.roles and m.id not in (owner, bot)
+        )
+
+    def bot_environ(self, *, site_url: str, site_token: str, state_url: str) -> dict[str, str]:
+        """The settings a bot process needs to run against this guild and a site."""
+        return {
+            "BOT_TOKEN": self.discord.token,
+            "GUILD_ID": str(self.id),
+            "SYNC_LOG_CHANNEL_ID": str(self.log_channel_id),
+            "SYNC_MODERATOR_ROLE_IDS": str(self.role_id(MODERATORS)),
+            "URLS_SITE_API": site_url,
+            "API_KEYS_SITE_API": site_token,
+            "SYNC_STATE_URL": state_url,
+            "DISCORD_API_URL": self.discord.api_url,
+            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+        }
+
+    # -- what the site should hold ------------------------------------------------------------
+
+    def expected_roles(self) -> list[Role]:
+        return [role_record(role) for role in self.state.roles.values()]
+
+    def expected_users(self) -> list[User]:
+        return [self.member_record(member) for member in self.state.members.values()]
+
+    def member_record(self, member: MemberState) -> User:
+        """The bot's rule (discord.py's display_name; @everyone and deleted roles left out)."""
+        roles = self.state.roles
+        return User(
+            id=member.id,
+            name=member.user.username,
+            display_name=member.nick or member.user.global_name or member.user.username,
+            discriminator=0,
+            roles=frozenset(r for r in member.roles if r in roles and r != self.id),
+            in_guild=True,
+        )
+
+
+def role_record(role: RoleState) -> Role:
+    return Role(role.id, role.name, role.colour, role.permissions, role.position)
+
+
+async def mismatches(client: SiteClient, guild: SandboxGuild) -> list[str]:
+    """Every difference between the site and the guild, read back from the site page by page.
+
+    Members must match field by field; site users who are not members must be marked as left.
+    """
+    found: list[str] = []
+    site_roles = {role.id: role for role in await client.list_roles()}
+    for role in guild.expected_roles():
+        if site_roles.pop(role.id, None) != role:
+            found.append(f"role {role.id} ({role.name!r}) differs or is missing")
+    found.extend(f"role {role_id} is not in the guild" for role_id in site_roles)
+    members = guild.state.members
+    seen = 0
+    async for page in client.iter_user_pages():
+        for user in page:
+            member = members.get(user.id)
+            if member is None:
+                if user.in_guild:
+                    found.append(f"user {user.id} left but the site says in_guild")
+                continue
+            seen += 1
+            expected = guild.member_record(member)
+            if user != expected:
+                fields = sorted(user.differing_fields(expected))
+                found.append(f"user {user.id} differs in {', '.join(fields)}")
+    if seen != len(members):
+        found.append(f"{len(members) - seen} members are missing from the site")
+    return found

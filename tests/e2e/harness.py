@@ -1,0 +1,145 @@
+"""The real bot, in this process, against the loopback Discord and the sandbox site.
+
+Everything talks over real sockets on 127.0.0.1: discord.py's HTTP and gateway clients to the
+loopback Discord, the cog's site client to the sandbox site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from discord.ext import commands
+
+from bot.config import load_settings
+from bot.exts.sync.cog import SyncCog
+from bot.runner import SYNC_EXTENSION, build_bot
+from bot.sandbox.discord import LoopbackDiscord, point_discord_py_at
+from bot.sandbox.discord.state import StoredMessage
+from bot.sandbox.site import DEFAULT_TOKEN, FaultConfig, SandboxSite
+from bot.sandbox.world import SandboxGuild, mismatches
+from bot.site import SiteClient
+
+FINAL_ICONS = ("✅", "⚠️", "⏹️", "❌")
+
+
+@dataclass
+class Harness:
+    discord: LoopbackDiscord
+    guild: SandboxGuild
+    site: SandboxSite
+    bot: commands.Bot
+    client: SiteClient
+
+    @property
+    def cog(self) -> SyncCog:
+        cog = self.bot.get_cog("Sync")
+        assert isinstance(cog, SyncCog)
+        return cog
+
+    def log_messages(self) -> list[StoredMessage]:
+        return self.discord.channel_messages(self.guild.log_channel_id)
+
+    def log_texts(self) -> list[str]:
+        return [m.content for m in self.log_messages()]
+
+    async def wait_for_log(
+        self, predicate: Callable[[str], bool], within: float = 30.0
+    ) -> StoredMessage:
+        def found() -> StoredMessage | None:
+            return next((m for m in self.log_messages() if predicate(m.content)), None)
+
+        await self.discord.wait_until(lambda: found() is not None, within)
+        message = found()
+        assert message is not None
+        return message
+
+    async def wait_for_summary(self, title: str, nth: int = 1, within: float = 60.0) -> str:
+        """The `nth` finished run message with this title (its final content)."""
+
+        def finished() -> list[str]:
+            return [
+                t for t in self.log_texts() if t.startswith(FINAL_ICONS) and f"**{title}**" in t
+            ]
+
+        await self.discord.wait_until(lambda: len(finished()) >= nth, within)
+        return finished()[nth - 1]
+
+    def say(self, content: str, author_id: int | None = None) -> StoredMessage:
+        author = self.guild.moderator_id if author_id is None else author_id
+        return self.discord.post_message(self.guild.commands_channel_id, author, content)
+
+    async def reply_to(self, command: StoredMessage, within: float = 30.0) -> StoredMessage:
+        channel = self.guild.commands_channel_id
+
+        def reply() -> StoredMessage | None:
+            for message in self.discord.channel_messages(channel):
+                reference = message.message_reference or {}
+                if str(reference.get("message_id")) == str(command.id):
+                    return message
+            return None
+
+        await self.discord.wait_until(lambda: reply() is not None, within)
+        found = reply()
+        assert found is not None
+        return found
+
+    async def mismatches(self) -> list[str]:
+        return await mismatches(self.client, self.guild)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    tmp_path: Path,
+    *,
+    members: int = 200,
+    seed_site: bool = True,
+    faults: FaultConfig | None = None,
+    settings: dict[str, str] | None = None,
+    prepare: Callable[[SandboxGuild, SandboxSite], None] | None = None,
+    wait_for_startup: bool = True,
+) -> AsyncIterator[Harness]:
+    async with LoopbackDiscord() as discord, SandboxSite(faults=faults) as site:
+        guild = SandboxGuild.build(discord, members)
+        if seed_site:
+            site.store.seed(guild.expected_roles(), guild.expected_users())
+        if prepare is not None:
+            prepare(guild, site)
+        environ = guild.bot_environ(
+            site_url=site.url,
+            site_token=DEFAULT_TOKEN,
+            state_url=f"sqlite:///{tmp_path / 'state.sqlite3'}",
+        )
+        environ.update(settings or {})
+        bot_settings = load_settings(environ, env_file=None)
+        undo = point_discord_py_at(discord.api_url, discord.gateway_url)
+        bot = build_bot(bot_settings, guild_ready_timeout=0.2)
+        client = SiteClient(site.url, DEFAULT_TOKEN)
+        runner: asyncio.Task[None] | None = None
+        try:
+            await bot.load_extension(SYNC_EXTENSION)
+            runner = asyncio.create_task(bot.start(discord.token))
+            harness = Harness(discord, guild, site, bot, client)
+            cog = harness.cog
+            waited = cog.startup_done if wait_for_startup else cog.ready
+            await asyncio.wait_for(_unless_failed(waited.wait(), runner), 60)
+            yield harness
+        finally:
+            await bot.close()
+            if runner is not None:
+                await asyncio.gather(runner, return_exceptions=True)
+            await client.close()
+            undo()
+
+
+async def _unless_failed(waiting, runner: asyncio.Task[None]) -> None:
+    """Wait for `waiting`, but surface the bot's own failure instead of timing out."""
+    waiter = asyncio.ensure_future(waiting)
+    done, _ = await asyncio.wait({waiter, runner}, return_when=asyncio.FIRST_COMPLETED)
+    if runner in done:
+        waiter.cancel()
+        runner.result()
+        raise RuntimeError("the bot stopped before it was ready")
