@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.engine import InMemoryGuild, SyncEngine
+from bot.engine import InMemoryGuild, RunReport, SyncEngine
 from bot.sandbox.site import SiteStore
 from bot.sandbox.site.process import start_site_process
 from bot.site.client import SiteClient
@@ -125,9 +125,10 @@ def _mixed_site(members: int) -> Iterator[User]:
             yield User(user.id + 1, f"gone{i}", "", 1, frozenset({ROLES[0].id}))
 
 
-async def _sync_all(engine: SyncEngine) -> None:
+async def _sync_all(engine: SyncEngine) -> RunReport:
+    """Roles first (strips the vanished role from its holders), then users; the users' report."""
     await engine.sync_roles(trigger="benchmark")
-    await engine.sync_users(trigger="benchmark")
+    return await engine.sync_users(trigger="benchmark")
 
 
 async def _burst(engine: SyncEngine, guild: InMemoryGuild, updates: int) -> None:
