@@ -79,6 +79,10 @@ class SandboxGuild:
             if moderators not in m.roles and m.id not in (owner, bot)
         )
 
+    def protected_ids(self) -> set[int]:
+        """Members a scenario must not remove: the owner, the bot and the moderator."""
+        return {self.state.owner_id, self.discord.bot_user.id, self.moderator_id}
+
     def bot_environ(self, *, site_url: str, site_token: str, state_url: str) -> dict[str, str]:
         """The settings a bot process needs to run against this guild and a site."""
         return {

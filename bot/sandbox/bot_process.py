@@ -1,0 +1,64 @@
+"""The real bot as a child process (`python -m bot run`), so scenarios can kill and restart it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+
+
+class BotProcess:
+    """A bot process with a settings environment of its own (no `.env`, no inherited secrets)."""
+
+    def __init__(self, environ: dict[str, str], workdir: Path) -> None:
+        self.environ = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        self.environ["PYTHONPATH"] = str(_PROJECT_ROOT)
+        self.environ.update(environ)
+        self.workdir = workdir
+        self.log_path = workdir / "bot.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.log_path.open("ab")
+        log.write(f"--- bot process start {self.starts} ---\n".encode())
+        log.flush()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=self.workdir,  # so no operator's .env is read
+            env=self.environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to clean up, as in a crash or an OOM kill."""
+        if self.alive:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.alive:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

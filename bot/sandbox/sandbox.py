@@ -1,0 +1,65 @@
+"""What a scenario gets: the loopback Discord, the guild, the site, the bot process."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from bot.sandbox.bot_process import BotProcess
+from bot.sandbox.discord import LoopbackDiscord
+from bot.sandbox.world import SandboxGuild, mismatches
+from bot.site.client import SiteClient
+
+FINAL_ICONS = ("✅", "⚠️", "⏹️", "❌")
+
+
+@dataclass
+class Sandbox:
+    discord: LoopbackDiscord
+    guild: SandboxGuild
+    client: SiteClient
+    bot: BotProcess
+    members: int
+    out: TextIO = sys.stdout
+    started: float = field(default_factory=time.monotonic)
+
+    def say(self, text: str) -> None:
+        """A narrator's line in the terminal, apart from the log channel's."""
+        self.out.write(f"» {text}\n")
+        self.out.flush()
+
+    def log_texts(self) -> list[str]:
+        return [m.content for m in self.discord.channel_messages(self.guild.log_channel_id)]
+
+    def finished_runs(self, title: str) -> list[str]:
+        """Final texts of the runs with this title (live messages that reached their end)."""
+        return [t for t in self.log_texts() if t.startswith(FINAL_ICONS) and f"**{title}**" in t]
+
+    async def wait_for_summary(
+        self, title: str, *, nth: int | None = None, within: float = 120.0
+    ) -> str:
+        """Wait for the next (or the `nth`) run with this title to finish; its final text."""
+        wanted = len(self.finished_runs(title)) + 1 if nth is None else nth
+        deadline = time.monotonic() + within
+        while len(self.finished_runs(title)) < wanted:
+            if not self.bot.alive:
+                raise RuntimeError(f"the bot process exited while waiting for {title!r}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no finished {title!r} run within {within:.0f} s")
+            await asyncio.sleep(0.2)
+        return self.finished_runs(title)[wanted - 1]
+
+    async def wait_until_site_matches(self, within: float | None = None) -> None:
+        """For event-driven changes that have no run message: poll until the site agrees."""
+        deadline = time.monotonic() + (within or self.run_timeout())
+        while await mismatches(self.client, self.guild):
+            if time.monotonic() > deadline:
+                return  # the runner's final check reports what still differs
+            await asyncio.sleep(1.0)
+
+    def run_timeout(self) -> float:
+        """Generous for a slow machine: a minute plus 2 ms per member."""
+        return 60.0 + self.members / 500

@@ -1,0 +1,13 @@
+"""Sandbox scenarios: one module each, registered by name with `@scenario`.
+
+A scenario gets a `Sandbox` whose bot has finished its start-up sync, does what moderators or
+members would do on Discord, and returns once the bot has finished reacting; the runner then
+checks the site against the guild. Adding one is adding a module here and importing it below.
+"""
+
+from bot.sandbox.scenarios.registry import SCENARIOS, Scenario, scenario
+
+# Each import registers its scenarios.
+from bot.sandbox.scenarios import members, role_delete  # noqa: F401  # isort: skip
+
+__all__ = ["SCENARIOS", "Scenario", "scenario"]
