@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ from bot.sandbox.world import SandboxGuild, mismatches
 from bot.site import SiteClient
 
 FINAL_ICONS = ("✅", "⚠️", "⏹️", "❌")
+MESSAGE_LIMIT = 2000
+NO_STARTUP = {"SYNC_STARTUP": "false"}
+"""Settings for tests that start from a matching site and drive the sync themselves."""
 
 
 @dataclass
@@ -90,6 +94,50 @@ class Harness:
     async def mismatches(self) -> list[str]:
         return await mismatches(self.client, self.guild)
 
+    async def until_site_matches(self, within: float = 30.0) -> None:
+        """Poll the site (over HTTP) until it matches the guild; fail with what still differs."""
+        deadline = time.monotonic() + within
+        while found := await self.mismatches():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"site still differs after {within:g} s: {found[:10]}")
+            await asyncio.sleep(0.1)
+
+    async def site_user(self, user_id: int):
+        user = await self.client.get_user(user_id)
+        assert user is not None, f"the site has no user {user_id}"
+        return user
+
+    def site_writes(self) -> int:
+        """Write requests the site received (answered or not), from its own stats."""
+        return sum(
+            n
+            for route, n in self.site.stats.by_route.items()
+            if route.split(" ", 1)[0] in ("POST", "PUT", "PATCH", "DELETE")
+        )
+
+    def bot_messages(self) -> list[StoredMessage]:
+        """Every message the bot wrote in the guild (log, replies, interaction answers)."""
+        bot_id = self.discord.bot_user.id
+        return [
+            message
+            for channel in self.guild.state.messages.values()
+            for message in channel.values()
+            if message.author.id == bot_id
+        ]
+
+    def check_discord_rules(self) -> None:
+        """What every test must leave true: only implemented Discord calls, every version of
+        every bot message under the limit, and no message allowed to ping anyone."""
+        assert self.discord.unimplemented_calls == []
+        for message in self.bot_messages():
+            for version in message.versions:
+                assert len(version.content) <= MESSAGE_LIMIT, version.content[:200]
+            allowed = message.allowed_mentions
+            assert allowed is not None, f"no allowed_mentions on {message.content[:200]!r}"
+            assert allowed.get("parse") == [], (allowed, message.content[:200])
+            assert not allowed.get("users") and not allowed.get("roles"), allowed
+            assert not allowed.get("replied_user"), allowed
+
 
 @contextlib.asynccontextmanager
 async def running_bot(
@@ -127,6 +175,7 @@ async def running_bot(
             waited = cog.startup_done if wait_for_startup else cog.ready
             await asyncio.wait_for(_unless_failed(waited.wait(), runner), 60)
             yield harness
+            harness.check_discord_rules()
         finally:
             await bot.close()
             if runner is not None:
