@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -22,18 +21,24 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.engine import SyncEngine
 from bot.engine.progress import BadRecords, ChunkFailed, ProgressEvent, RunFinished
+from bot.exts.sync.bookkeeping import LEASE_TTL_S, Refusal, RunBook, Ticket, journal_status
 from bot.exts.sync.checks import is_moderator
 from bot.exts.sync.discord_guild import DiscordGuildState, member_record
 from bot.exts.sync.guard import GuardAnswer, GuardView, describe_plan, judge
-from bot.exts.sync.messages import count, fit, literal
+from bot.exts.sync.messages import count, fit, literal, site_message
 from bot.exts.sync.reporter import NO_PINGS, RunReporter, summary
 from bot.exts.sync.sentry import init_sentry
 from bot.exts.sync.tracing import RunTrace, StartupCheckIn, sentry_on, track_error
+from bot.journal import BreakerChange, Run
 from bot.site import RetryPolicy, SiteClient
 
 log = logging.getLogger(__name__)
 
-STARTUP, EVENT, COMMAND = "start-up", "event", "command"
+STARTUP, EVENT, COMMAND = "startup", "event", "command"
+HEARTBEAT_S = 5.0
+KINDS = ("roles", "users", "role-delete")
+TRIGGER_LABELS = {STARTUP: "start-up", EVENT: "event", COMMAND: "command"}
+STATUS_RUNS = 8
 TITLES = {"roles": "Role sync", "users": "User sync", "role-delete": "Role deletion"}
 LOCK_OF_KIND = {"roles": "roles", "role-delete": "roles", "users": "users"}
 HISTORY = 10
@@ -69,6 +74,8 @@ class SyncCog(commands.Cog, name="Sync"):
         self._locks = {name: asyncio.Lock() for name in set(LOCK_OF_KIND.values())}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
+        self.book = RunBook(None, threshold=settings.breaker_threshold, unavailable="not open yet")
+        self._resumes: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -95,6 +102,7 @@ class SyncCog(commands.Cog, name="Sync"):
         if self.engine is not None:
             await self.engine.close()
         await self.client.close()
+        await self.book.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -124,6 +132,7 @@ class SyncCog(commands.Cog, name="Sync"):
                     f"{self.settings.prefix}sync users` once the bot has every member."
                 )
                 return
+        await self._open_book()
         self.guild_state = DiscordGuildState(guild)
         self.engine = SyncEngine(
             self.client,
@@ -142,14 +151,39 @@ class SyncCog(commands.Cog, name="Sync"):
         finally:
             self.startup_done.set()
 
+    async def _open_book(self) -> None:
+        """Open the run journal and tell the log channel about runs a dead process left."""
+        self.book = await RunBook.open(
+            self.settings.state_url, threshold=self.settings.breaker_threshold
+        )
+        if self.book.unavailable is not None:
+            await self.post(
+                f"⚠️ The run journal ({literal(self.book.unavailable)}) is unavailable: "
+                "automatic syncs are paused so a failing sync cannot repeat unnoticed. "
+                f"Moderators can still run `{self.settings.prefix}sync users`."
+            )
+        interrupted, changes = await self.book.recover()
+        for run in interrupted:
+            planned = f" of {count(run.planned)}" if run.planned else ""
+            await self.post(
+                f"⚠️ **{TITLES.get(run.kind, run.kind)}** run `{run.run_id}` ({run.trigger}) was "
+                f"interrupted after {count(run.done)}{planned} users: the bot stopped before it "
+                "finished. The start-up sync compares again and writes only what still differs."
+            )
+        self._resumes = interrupted[0].run_id if interrupted else None
+        for change in changes:
+            await self._announce_breaker(change)
+        await self._post_notices()
+
     async def _startup_sync(self) -> None:
         check_in = StartupCheckIn()
         check_in.begin()
         started = time.monotonic()
-        roles = await self.run("roles", trigger=STARTUP)
+        detail = {"resumes": self._resumes} if self._resumes else None
+        roles = await self.run("roles", trigger=STARTUP, detail=detail)
         users = None
         if roles is not None and roles.status == "finished":
-            users = await self.run("users", trigger=STARTUP)
+            users = await self.run("users", trigger=STARTUP, detail=detail)
         ok = users is not None and users.status == "finished"
         check_in.end(ok, time.monotonic() - started)
 
@@ -186,31 +220,43 @@ class SyncCog(commands.Cog, name="Sync"):
         dry_run: bool = False,
         role: discord.Role | None = None,
         ctx: commands.Context | None = None,
+        detail: dict[str, str] | None = None,
     ) -> RunFinished | None:
-        """One sync run, reported in the log channel. Automatic runs wait for a running run of
-        the same kind; a command is refused (the caller checks `running` first)."""
+        """One sync run, journalled and reported in the log channel; None if it did not start.
+
+        Automatic runs ask the breaker and the destructive-diff guard first, and wait for a run
+        of the same kind (here or, until its lease expires, in a dead process). A command is
+        refused while one runs (the caller checks `running` first)."""
         assert self.engine is not None
+        automatic = trigger != COMMAND
         async with self._locks[LOCK_OF_KIND[kind]]:
-            automatic = trigger != COMMAND
-            if automatic and not dry_run and not await self._guard_allows(kind):
+            if not dry_run:
+                refusal = await self.book.admit(kind, automatic=automatic)
+                if refusal is not None:
+                    log.warning("automatic %s run not started: %s", kind, refusal.reason)
+                    return None
+                if automatic and not await self._guard_allows(kind):
+                    return None
+            actor_name = f"{actor} ({actor.id})" if actor is not None else None
+            ticket = await self.book.begin(
+                kind,
+                LOCK_OF_KIND[kind],
+                trigger=trigger,
+                actor=actor_name,
+                detail=detail,
+                wait_for_lock=LEASE_TTL_S + 5 if automatic else 0.0,
+            )
+            if isinstance(ticket, Refusal):
+                if ctx is not None:
+                    await ctx.reply(f"Not started: {ticket.reason}.", allowed_mentions=NO_PINGS)
+                else:
+                    await self.post(f"⚠️ {TITLES[kind]} ({trigger}) not started: {ticket.reason}.")
                 return None
-            run_id = uuid.uuid4().hex[:12]
-            who = f" by {literal(actor.display_name)}" if actor is not None else ""
-            what = {
-                "roles": "roles",
-                "users": "users",
-                "role-delete": f"role {literal(role.name) if role else '?'} deleted on Discord",
-            }[kind]
-            headline = f"{'dry run of ' if dry_run else ''}{what} · {trigger}{who}"
-            channel = self.log_channel
-            if channel is None:
-                log.error(
-                    "log channel %s not found; running unreported", self.settings.log_channel_id
-                )
+            run_id = ticket.run.run_id
             reporter = RunReporter(
-                channel or _NullChannel(),
+                self.log_channel or _NullChannel(),
                 title=TITLES[kind],
-                headline=headline,
+                headline=self._headline(kind, trigger, actor, role, dry_run, detail),
                 run_id=run_id,
                 track_error=track_error,
             )
@@ -223,8 +269,8 @@ class SyncCog(commands.Cog, name="Sync"):
             if sentry_on():
                 unsubscribe.append(self.engine.subscribe(RunTrace(run_id, kind, trigger).feed))
             task = asyncio.create_task(self._engine_run(kind, run_id, trigger, dry_run, role))
-            actor_name = str(actor) if actor is not None else None
             self.active[run_id] = ActiveRun(run_id, kind, trigger, actor_name, reporter, task)
+            heartbeat = asyncio.create_task(self._heartbeat(ticket, reporter))
             try:
                 report = await asyncio.shield(task)
             except asyncio.CancelledError:
@@ -235,12 +281,70 @@ class SyncCog(commands.Cog, name="Sync"):
                 report = RunFinished(run_id, kind, trigger, "failed", error=_describe(error))
             finally:
                 del self.active[run_id]
+                heartbeat.cancel()
             await self.engine.hub.idle()
             for stop in unsubscribe:
                 stop()
             await reporter.close(report)
+            change = await self.book.finish(
+                ticket,
+                journal_status(report.status, reporter.chunks_failed),
+                error=report.error or None,
+                done=reporter.meter.done,
+                failed=report.failed,
+                planned=reporter.meter.planned or 0,
+            )
+            if change is not None:
+                await self._announce_breaker(change)
+            await self._post_notices()
             self.history.appendleft(report)
             return report
+
+    def _headline(
+        self,
+        kind: str,
+        trigger: str,
+        actor: discord.abc.User | None,
+        role: discord.Role | None,
+        dry_run: bool,
+        detail: dict[str, str] | None,
+    ) -> str:
+        what = {
+            "roles": "roles",
+            "users": "users",
+            "role-delete": f"role {literal(role.name) if role else '?'} deleted on Discord",
+        }[kind]
+        who = f" by {literal(actor.display_name)}" if actor is not None else ""
+        resumes = f" · resumes interrupted run `{detail['resumes']}`" if detail else ""
+        shown_trigger = TRIGGER_LABELS.get(trigger, trigger)
+        return f"{'dry run of ' if dry_run else ''}{what} · {shown_trigger}{who}{resumes}"
+
+    async def _heartbeat(self, ticket: Ticket, reporter: RunReporter) -> None:
+        """Keep the journal's row fresh, so a restart can tell a dead run from a live one."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            await self.book.heartbeat(
+                ticket,
+                done=reporter.meter.done,
+                failed=reporter.chunks_failed,
+                planned=reporter.meter.planned or 0,
+            )
+
+    async def _announce_breaker(self, change: BreakerChange) -> None:
+        p = self.settings.prefix
+        if change.opened:
+            await self.post(
+                f"🛑 **Automatic syncs paused**: {literal(change.describe())}.\n"
+                f"Check the error above and the site, then run `{p}sync users` (or `{p}sync "
+                f"roles`) as a moderator; when it succeeds, automatic runs resume. "
+                f"`{p}sync status` shows the breaker."
+            )
+        else:
+            await self.post(f"✅ {literal(change.describe())}.")
+
+    async def _post_notices(self) -> None:
+        for notice in self.book.notices():
+            await self.post(f"⚠️ Run journal: {literal(notice)} (set aside; syncing goes on).")
 
     async def _engine_run(
         self, kind: str, run_id: str, trigger: str, dry_run: bool, role: discord.Role | None
@@ -418,7 +522,7 @@ class SyncCog(commands.Cog, name="Sync"):
 
     @sync_group.command(name="status")
     async def status(self, ctx: commands.Context) -> None:
-        """The runs in progress with their live numbers, and the last runs."""
+        """The runs in progress with their live numbers, the last runs, and the breaker."""
         lines = []
         for active in self.active.values():
             meter = active.reporter.meter
@@ -430,13 +534,35 @@ class SyncCog(commands.Cog, name="Sync"):
             )
         if not lines:
             lines.append("No sync is running.")
-        if self.history:
+        lines.extend(f"🛑 {literal(reason)}" for reason in await self.book.paused_kinds(KINDS))
+        if self.book.unavailable is not None:
+            lines.append(f"⚠️ Run journal unavailable: {literal(self.book.unavailable)}")
+        runs = await self.book.recent(limit=STATUS_RUNS)
+        if runs:
             lines.append("**Last runs**")
+            lines.extend(_run_line(run) for run in runs)
+        elif self.history:
+            lines.append("**Last runs (this process)**")
             lines.extend(
                 f"• {TITLES.get(r.kind, r.kind)} `{r.run_id}` ({r.trigger}): {summary(r)}"
                 for r in self.history
             )
         await ctx.reply(fit("\n".join(lines)), allowed_mentions=NO_PINGS)
+
+
+def _run_line(run: Run) -> str:
+    when = discord.utils.format_dt(run.started_at, "R")
+    who = f" by {literal(run.actor)}" if run.actor else ""
+    planned = f" / {count(run.planned)}" if run.planned else ""
+    line = (
+        f"• {TITLES.get(run.kind, run.kind)} `{run.run_id}` {when} ({run.trigger}{who}): "
+        f"**{run.status}**, {count(run.done)}{planned} users"
+    )
+    if run.failed:
+        line += f", {count(run.failed)} failed"
+    if run.last_error:
+        line += f" — {site_message(run.last_error, limit=120)}"
+    return line
 
 
 def _parse_options(options: str) -> bool:

@@ -189,6 +189,6 @@ def summary(finished: RunFinished) -> str:
         f"{count(finished.left)} marked left, {count(finished.unchanged)} unchanged, "
         f"{count(finished.failed)} failed — {finished.status} in {duration(finished.duration_s)}"
     )
-    if finished.rate and not finished.dry_run:
+    if finished.rate and not finished.dry_run and finished.kind != "roles":
         text += f" ({count(round(finished.rate))} users/s)"
     return text

@@ -1,0 +1,207 @@
+"""The cog's record keeping around each run: journal rows, single-flight leases, the breaker.
+
+In the outage the bot retried the same failing sync after every restart for a day. Every run is
+written to the journal with a heartbeat, so a run whose process died is found at the next start
+("interrupted") and counts as a failure; after `threshold` failed automatic runs in a row the
+breaker refuses automatic runs until a moderator's run succeeds. A lease per kind of run keeps
+two processes from running the same sync at once; a dead process's lease simply expires.
+
+When the journal cannot be opened, the bot still serves moderators' commands but pauses every
+automatic run: without the journal nothing could stop a repeat storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from bot.journal import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    Breaker,
+    BreakerChange,
+    Journal,
+    JournalUnavailable,
+    Lease,
+    Run,
+    open_journal,
+    process_owner,
+)
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL_S = 15.0
+LOCK_RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a run does not start; `busy` means another process holds its lock right now."""
+
+    reason: str
+    busy: bool = False
+
+
+@dataclass
+class Ticket:
+    """A run admitted to start: its journal record and the lease that keeps it single."""
+
+    run: Run
+    lease: Lease | None
+
+
+def journal_status(engine_status: str, chunk_failures: int) -> str:
+    """The engine's ending as the journal and breaker count it.
+
+    A "partial" run whose only failures are records the site rejected (names too long, unknown
+    roles) reached a healthy site: counting it as failed would open the breaker over bad data.
+    """
+    if engine_status == "finished":
+        return SUCCEEDED
+    if engine_status == "cancelled":
+        return CANCELLED
+    if engine_status == "partial" and chunk_failures == 0:
+        return SUCCEEDED
+    return FAILED
+
+
+class RunBook:
+    def __init__(
+        self, journal: Journal | None, *, threshold: int, unavailable: str | None = None
+    ) -> None:
+        self.journal = journal
+        self.breaker = Breaker(journal, threshold=threshold) if journal is not None else None
+        self.unavailable = unavailable
+        self.owner = process_owner()
+
+    @classmethod
+    async def open(cls, url: str, *, threshold: int) -> RunBook:
+        try:
+            journal = await open_journal(url)
+        except (JournalUnavailable, ValueError, OSError) as error:
+            log.error("run journal unavailable: %s", error)
+            return cls(None, threshold=threshold, unavailable=str(error))
+        return cls(journal, threshold=threshold)
+
+    async def close(self) -> None:
+        if self.journal is not None:
+            await self.journal.close()
+
+    def notices(self) -> list[str]:
+        """Corrupt journal records found and set aside since the last call."""
+        if self.journal is None:
+            return []
+        return [notice.describe() for notice in self.journal.take_notices()]
+
+    async def recover(self) -> tuple[list[Run], list[BreakerChange]]:
+        """At start-up: runs left running by a dead process become interrupted failures."""
+        if self.journal is None or self.breaker is None:
+            return [], []
+        try:
+            interrupted = await self.journal.mark_interrupted(
+                current_owner=self.owner, stale_after=LEASE_TTL_S if self._shared else 0.0
+            )
+            changes = [await self.breaker.record_result(run) for run in interrupted]
+        except JournalUnavailable as error:
+            log.error("could not read the run journal at start-up: %s", error)
+            return [], []
+        return interrupted, [change for change in changes if change is not None]
+
+    @property
+    def _shared(self) -> bool:
+        """Several bot processes may share a Redis journal; only SQLite is one process's own."""
+        return type(self.journal).__name__ != "SqliteJournal"
+
+    async def admit(self, kind: str, *, automatic: bool) -> Refusal | None:
+        """Whether the breaker lets this run start (manual runs always may)."""
+        if not automatic:
+            return None
+        if self.breaker is None:
+            return Refusal(f"the run journal is unavailable ({self.unavailable})")
+        try:
+            decision = await self.breaker.allows(kind, automatic=True)
+        except JournalUnavailable as error:
+            return Refusal(f"the run journal is unavailable ({error})")
+        return None if decision.allowed else Refusal(decision.reason)
+
+    async def begin(
+        self,
+        kind: str,
+        lock_name: str,
+        *,
+        trigger: str,
+        actor: str | None,
+        detail: dict[str, str] | None = None,
+        wait_for_lock: float = 0.0,
+    ) -> Ticket | Refusal:
+        """Take the kind's lease (waiting up to `wait_for_lock`, e.g. for a dead process's
+        lease to expire) and record the run as running."""
+        run = Run.begin(kind, trigger, actor=actor, owner=self.owner, detail=detail)
+        if self.journal is None:
+            return Ticket(run, None)
+        deadline = time.monotonic() + wait_for_lock
+        try:
+            while (
+                lease := await self.journal.acquire(lock_name, owner=self.owner, ttl=LEASE_TTL_S)
+            ) is None:
+                if time.monotonic() >= deadline:
+                    holder = await self.journal.holder(lock_name)
+                    who = (
+                        f"{holder.owner}, since {holder.acquired_at:%H:%M:%S} UTC"
+                        if holder
+                        else "?"
+                    )
+                    return Refusal(f"another bot process is running it ({who})", busy=True)
+                await asyncio.sleep(LOCK_RETRY_S)
+            await self.journal.start_run(run)
+        except JournalUnavailable as error:
+            log.error("run journal unavailable, running %s unrecorded: %s", run.run_id, error)
+            return Ticket(run, None)
+        return Ticket(run, lease)
+
+    async def heartbeat(self, ticket: Ticket, *, done: int, failed: int, planned: int) -> None:
+        if self.journal is None:
+            return
+        try:
+            await self.journal.update_run(
+                ticket.run.run_id, done=done, failed=failed, planned=planned
+            )
+        except JournalUnavailable as error:
+            log.warning("could not record progress of %s: %s", ticket.run.run_id, error)
+
+    async def finish(
+        self, ticket: Ticket, status: str, *, error: str | None, done: int, failed: int,
+        planned: int,
+    ) -> BreakerChange | None:  # fmt: skip
+        """Record the ending, release the lease, and count the run for the breaker."""
+        if ticket.lease is not None:
+            await ticket.lease.release()
+        if self.journal is None or self.breaker is None:
+            return None
+        try:
+            stored = await self.journal.finish_run(
+                ticket.run.run_id, status, last_error=error, done=done, failed=failed,
+                planned=planned,
+            )  # fmt: skip
+            if stored is None:
+                return None
+            return await self.breaker.record_result(stored)
+        except JournalUnavailable as error_:
+            log.error("could not record the end of %s: %s", ticket.run.run_id, error_)
+            return None
+
+    async def recent(self, limit: int = 5) -> list[Run]:
+        if self.journal is None:
+            return []
+        try:
+            return await self.journal.recent_runs(limit=limit)
+        except JournalUnavailable:
+            return []
+
+    async def paused_kinds(self, kinds: tuple[str, ...]) -> list[str]:
+        """The breaker's refusals, for `!sync status`."""
+        refusals = [await self.admit(kind, automatic=True) for kind in kinds]
+        return [refusal.reason for refusal in refusals if refusal is not None]
