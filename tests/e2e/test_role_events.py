@@ -1,0 +1,48 @@
+"""Role events: a created or changed role reaches the site; a deleted one is stripped, then gone."""
+
+import pytest
+
+from tests.e2e.harness import NO_STARTUP, running_bot
+
+pytestmark = pytest.mark.timeout(90)
+
+HOSTILE_NAME = "@everyone **x**"
+ESCAPED_NAME = "@\u200beveryone \\*\\*x\\*\\*"
+"""How the log must render HOSTILE_NAME: no ping (zero-width space), no bold."""
+
+
+async def test_role_create_update_and_delete(tmp_path):
+    async with running_bot(tmp_path, members=60, settings=NO_STARTUP) as h:
+        guild_id = h.guild.id
+        role = h.discord.create_role(guild_id, HOSTILE_NAME, colour=0x123456)
+        created = await h.wait_for_summary("Role sync")
+        assert created.startswith("✅") and "1 created" in created
+        site_roles = {r.id: r for r in await h.client.list_roles()}
+        assert site_roles[role.id].name == HOSTILE_NAME
+        assert site_roles[role.id].colour == 0x123456
+
+        holders = [m for m in h.guild.state.members if m not in h.guild.protected_ids()][:25]
+        for member_id in holders:
+            current = h.guild.state.members[member_id].roles
+            h.discord.update_member(guild_id, member_id, roles=[*current, role.id])
+        h.discord.update_role(guild_id, role.id, colour=0xABCDEF, permissions=8)
+        updated = await h.wait_for_summary("Role sync", nth=2)
+        assert updated.startswith("✅") and "1 updated" in updated
+        await h.until_site_matches()
+        site_role = next(r for r in await h.client.list_roles() if r.id == role.id)
+        assert (site_role.colour, site_role.permissions) == (0xABCDEF, 8)
+        assert all(role.id in user.roles for user in await site_users(h, holders))
+
+        h.discord.delete_role(guild_id, role.id)
+        deleted = await h.wait_for_summary("Role deletion")
+        assert deleted.startswith("✅"), deleted
+        assert f"{len(holders)} updated" in deleted
+        assert ESCAPED_NAME in deleted and "@everyone" not in deleted
+        assert role.id not in {r.id for r in await h.client.list_roles()}
+        assert h.site.stats.role_cascade_users == 0, "the site's per-user cascade ran"
+        await h.until_site_matches()
+        assert all(role.id not in user.roles for user in await site_users(h, holders))
+
+
+async def site_users(h, user_ids):
+    return [await h.site_user(user_id) for user_id in user_ids]
