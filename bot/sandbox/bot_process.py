@@ -58,6 +58,17 @@ class BotProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def log_of_start(self, start: int) -> str:
+        """What the process of the `start`-th start (1-based) has logged so far."""
+        if not self.log_path.exists():
+            return ""
+        parts = self.log_path.read_text(errors="replace").split("--- bot process start ")
+        return parts[start] if start < len(parts) else ""
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
             return ""

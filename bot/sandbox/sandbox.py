@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.sandbox.bot_process import BotProcess
 from bot.sandbox.discord import LoopbackDiscord
@@ -59,6 +60,49 @@ class Sandbox:
             if time.monotonic() > deadline:
                 return  # the runner's final check reports what still differs
             await asyncio.sleep(1.0)
+
+    async def site_stats(self) -> dict[str, Any]:
+        """The sandbox site's own counters (requests, bulk_patch items, peak memory)."""
+        return await self.client.request("GET", "_sandbox/stats")
+
+    async def set_site_faults(self, **changes: Any) -> None:
+        """Break or heal the sandbox site mid-scenario (see bot.sandbox.site.faults)."""
+        await self.client.request("POST", "_sandbox/faults", json=changes)
+
+    async def wait_for_site(
+        self, condition: Callable[[dict[str, Any]], bool], within: float
+    ) -> None:
+        deadline = time.monotonic() + within
+        while not condition(await self.site_stats()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the site did not reach the expected state within {within:.0f} s"
+                )
+            await asyncio.sleep(0.05)
+
+    async def wait_for_log(self, predicate: Callable[[str], bool], within: float = 60.0) -> str:
+        """The first log-channel message (its current text) that satisfies `predicate`."""
+        deadline = time.monotonic() + within
+        while True:
+            found = next((t for t in self.log_texts() if predicate(t)), None)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no such log-channel message within {within:.0f} s")
+            await asyncio.sleep(0.2)
+
+    async def wait_for_bot_log(self, text: str, *, start: int, within: float = 60.0) -> None:
+        """Wait until the bot's own log (its process `start`, 1-based) contains `text`."""
+        deadline = time.monotonic() + within
+        while text not in self.bot.log_of_start(start):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bot did not log {text!r} within {within:.0f} s")
+            await asyncio.sleep(0.2)
+
+    def command(self, content: str) -> None:
+        """The moderator types a command in the commands channel."""
+        self.say(f"A moderator types: {content}")
+        self.discord.post_message(self.guild.commands_channel_id, self.guild.moderator_id, content)
 
     def run_timeout(self) -> float:
         """Generous for a slow machine: a minute plus 2 ms per member."""

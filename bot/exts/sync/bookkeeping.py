@@ -162,6 +162,16 @@ class RunBook:
             return Ticket(run, None)
         return Ticket(run, lease)
 
+    async def note_message(self, ticket: Ticket, message_id: int) -> None:
+        """Remember the run's live message, so a later start can close it if this one dies."""
+        if self.journal is None:
+            return
+        detail = {**ticket.run.detail, "message_id": str(message_id)}
+        try:
+            await self.journal.update_run(ticket.run.run_id, detail=detail)
+        except JournalUnavailable as error:
+            log.warning("could not record the message of %s: %s", ticket.run.run_id, error)
+
     async def heartbeat(self, ticket: Ticket, *, done: int, failed: int, planned: int) -> None:
         if self.journal is None:
             return

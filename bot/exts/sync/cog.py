@@ -165,15 +165,30 @@ class SyncCog(commands.Cog, name="Sync"):
         interrupted, changes = await self.book.recover()
         for run in interrupted:
             planned = f" of {count(run.planned)}" if run.planned else ""
-            await self.post(
-                f"⚠️ **{TITLES.get(run.kind, run.kind)}** run `{run.run_id}` ({run.trigger}) was "
+            story = (
+                f"**{TITLES.get(run.kind, run.kind)}** run `{run.run_id}` ({run.trigger}) was "
                 f"interrupted after {count(run.done)}{planned} users: the bot stopped before it "
                 "finished. The start-up sync compares again and writes only what still differs."
             )
+            await self._close_orphan_message(run, f"⏹️ {story}")
+            await self.post(f"⚠️ {story}")
         self._resumes = interrupted[0].run_id if interrupted else None
         for change in changes:
             await self._announce_breaker(change)
         await self._post_notices()
+
+    async def _close_orphan_message(self, run: Run, text: str) -> None:
+        """Edit a dead process's live message, so it no longer looks like a run in progress."""
+        channel = self.log_channel
+        message_id = run.detail.get("message_id")
+        if not isinstance(channel, discord.TextChannel) or not str(message_id).isdigit():
+            return
+        try:
+            await channel.get_partial_message(int(message_id)).edit(
+                content=fit(text), allowed_mentions=NO_PINGS
+            )
+        except discord.HTTPException as error:
+            log.warning("could not close the live message of run %s: %s", run.run_id, error)
 
     async def _startup_sync(self) -> None:
         check_in = StartupCheckIn()
@@ -260,7 +275,9 @@ class SyncCog(commands.Cog, name="Sync"):
                 run_id=run_id,
                 track_error=track_error,
             )
-            await reporter.open()
+            message = await reporter.open()
+            if message is not None:
+                await self.book.note_message(ticket, message.id)
             if ctx is not None:
                 await ctx.reply(
                     f"Started; follow it here: {reporter.jump_url}", allowed_mentions=NO_PINGS

@@ -66,8 +66,12 @@ class RunReporter:
     def jump_url(self) -> str | None:
         return self.message.jump_url if self.message else None
 
-    async def open(self) -> discord.Message:
-        self.message = await self.channel.send(fit(self.render()), allowed_mentions=NO_PINGS)
+    async def open(self) -> discord.Message | None:
+        """Post the live message; a log channel that refuses it does not stop the run."""
+        try:
+            self.message = await self.channel.send(fit(self.render()), allowed_mentions=NO_PINGS)
+        except discord.HTTPException:
+            log.exception("could not post the live message of run %s", self.run_id)
         self._last_edit = time.monotonic()
         self._editor = asyncio.create_task(self._edit_loop(), name=f"sync-report-{self.run_id}")
         return self.message

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,16 +20,38 @@ class Scenario:
     play: Play
     seed_site: bool = True
     """Whether the site starts equal to the guild (False: the start-up sync fills it)."""
+    stale_users: int = 0
+    """How many seeded users carry an outdated name, so the start-up sync has work to do."""
+    reject_writes: bool = False
+    """Whether the sandbox site starts refusing every write (a site that is down for writes)."""
+    settings: dict[str, str] = field(default_factory=dict)
+    """Extra bot settings for this scenario."""
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(
-    name: str, summary: str, *, default_members: int = 20_000, seed_site: bool = True
+    name: str,
+    summary: str,
+    *,
+    default_members: int = 20_000,
+    seed_site: bool = True,
+    stale_users: int = 0,
+    reject_writes: bool = False,
+    settings: dict[str, str] | None = None,
 ) -> Callable[[Play], Play]:
     def register(play: Play) -> Play:
-        SCENARIOS[name] = Scenario(name, summary, default_members, play, seed_site)
+        SCENARIOS[name] = Scenario(
+            name,
+            summary,
+            default_members,
+            play,
+            seed_site,
+            stale_users,
+            reject_writes,
+            dict(settings or {}),
+        )
         return play
 
     return register
