@@ -3,13 +3,19 @@
 The bot runs as its own process (`python -m bot run`), configured against the loopback Discord
 and the sandbox site exactly as an operator configures it against the real ones. The terminal
 shows the log channel as moderators would see it; the last line is a JSON summary.
+
+With `--site-url` the site is the operator's own (a staging copy) instead of the sandbox site:
+the guild is written into it through its API first (see `external_site`), so a rehearsal shows
+what the scenario costs that site.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -18,6 +24,13 @@ from typing import Any
 
 from bot.sandbox.bot_process import BotProcess
 from bot.sandbox.discord import LoopbackDiscord
+from bot.sandbox.external_site import (
+    ExternalSite,
+    RehearsalClient,
+    SiteRefused,
+    prepare,
+    site_stats,
+)
 from bot.sandbox.log_printer import LogPrinter
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.scenarios import SCENARIOS, Scenario
@@ -27,6 +40,8 @@ from bot.sandbox.world import SandboxGuild, mismatches
 from bot.site.client import SiteClient
 
 DEFAULT_SCENARIO = "role-delete"
+TOKEN_ENV = "API_KEYS_SITE_API"
+DRY_RUN_COMMAND = "!sync users --dry-run"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--members", type=int, help="guild size (default: the scenario's)")
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO, choices=sorted(SCENARIOS))
     parser.add_argument("--seed", type=int, default=0, help="seed for the site's faults")
+    rehearsal = parser.add_argument_group(
+        "rehearsal against your own site (Discord stays simulated)"
+    )
+    rehearsal.add_argument("--site-url", help="the site's API base, e.g. http://staging:8000/api")
+    rehearsal.add_argument(
+        "--site-token",
+        help=f"the site's API token (default: ${TOKEN_ENV}, which keeps it out of ps)",
+    )
+    rehearsal.add_argument(
+        "--allow-existing",
+        action="store_true",
+        help="write beside the users and roles the site already holds (they are left as they are)",
+    )
     return parser
 
 
@@ -48,71 +76,164 @@ def main(argv: list[str]) -> int:
     if members < 10:
         print("error: --members must be at least 10", file=sys.stderr)
         return 2
-    summary = asyncio.run(run(scenario, members))
+    try:
+        external = _external_site(args, scenario)
+        summary = asyncio.run(run(scenario, members, external))
+    except SiteRefused as refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
     print(json.dumps(summary))
     return 0 if summary["consistent"] else 1
 
 
-async def run(scenario: Scenario, members: int) -> dict[str, Any]:
+async def run(
+    scenario: Scenario, members: int, external: ExternalSite | None = None
+) -> dict[str, Any]:
     started = time.monotonic()
+    where = f"your site at {external.url}" if external else "a sandbox copy of the site"
     print(
         f"Sandbox: scenario {scenario.name!r} with {members:,} members — {scenario.summary}.\n"
-        "The real bot runs as its own process against a loopback Discord and a sandbox copy of "
-        "the site.\nLines after ┌─ are what moderators see in the log channel.",
+        f"The real bot runs as its own process against a loopback Discord and {where}.\n"
+        "Lines after ┌─ are what moderators see in the log channel.",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="guild-sync-sandbox-") as tmp:
         workdir = Path(tmp)
         async with LoopbackDiscord() as discord:
             guild = SandboxGuild.build(discord, members)
-            site = _start_site(guild, workdir / "site.sqlite3", seed=scenario.seed_site)
-            client = SiteClient(site.url, DEFAULT_TOKEN)
-            bot = BotProcess(
-                guild.bot_environ(
-                    site_url=site.url,
-                    site_token=DEFAULT_TOKEN,
-                    state_url=f"sqlite:///{workdir / 'state.sqlite3'}",
-                ),
-                workdir,
+            site: SiteProcess | None = None
+            setup_started = time.monotonic()
+            if external is None:
+                site = _start_site(guild, workdir / "site.sqlite3", seed=scenario.seed_site)
+                client: SiteClient = SiteClient(site.url, DEFAULT_TOKEN)
+                site_url, site_token = site.url, DEFAULT_TOKEN
+            else:
+                client = RehearsalClient(external)
+                site_url, site_token = external.url, external.token
+                try:
+                    await prepare(client, external, guild, seed=scenario.seed_site)
+                except BaseException:
+                    await client.close()
+                    raise
+            seed_s = time.monotonic() - setup_started
+            # Beside existing records a start-up sync would mark their users as left.
+            startup_sync = not (isinstance(client, RehearsalClient) and client.existing)
+            environ = guild.bot_environ(
+                site_url=site_url,
+                site_token=site_token,
+                state_url=f"sqlite:///{workdir / 'state.sqlite3'}",
             )
+            environ["SYNC_STARTUP"] = str(startup_sync).lower()
+            bot = BotProcess(environ, workdir)
             sandbox = Sandbox(discord, guild, client, bot, members)
             printer = LogPrinter(discord, guild.log_channel_id)
             printer.start()
             error = ""
+            stats_before = await site_stats(client)
+            scenario_s = None
             try:
                 bot.start()
-                sandbox.say("Bot started; waiting for it to load the guild and sync at start-up.")
-                await sandbox.wait_for_summary("User sync", nth=1, within=sandbox.run_timeout())
-                sandbox.say(f"Start-up sync done. Playing {scenario.name!r}.")
+                if startup_sync:
+                    sandbox.say(
+                        "Bot started; waiting for it to load the guild and sync at start-up."
+                    )
+                    await sandbox.wait_for_summary("User sync", nth=1, within=sandbox.run_timeout())
+                    sandbox.say(f"Start-up sync done. Playing {scenario.name!r}.")
+                else:
+                    sandbox.say(
+                        f"Bot started without its start-up sync; a moderator sends "
+                        f"`{DRY_RUN_COMMAND}` once it is ready."
+                    )
+                    await _dry_run_when_ready(sandbox)
+                    sandbox.say(f"Dry run done, nothing written. Playing {scenario.name!r}.")
+                scenario_started = time.monotonic()
                 await scenario.play(sandbox)
+                scenario_s = round(time.monotonic() - scenario_started, 1)
             except (TimeoutError, RuntimeError) as failure:
                 error = str(failure)
                 sandbox.say(f"FAILED: {error}\nLast lines of the bot's log:\n{bot.log_tail()}")
             finally:
                 bot.stop()
                 await printer.stop()
+            stats = await site_stats(client)
             found = await mismatches(client, guild)
-            stats = await client.request("GET", "_sandbox/stats")
+            if isinstance(client, RehearsalClient):
+                found += client.existing_changes()
             await client.close()
-            site.stop()
+            if site is not None:
+                site.stop()
         for line in found[:20]:
             sandbox.say(f"mismatch: {line}")
         messages = discord.channel_messages(guild.log_channel_id)
         return {
             "scenario": scenario.name,
             "members": members,
+            "site": "external" if external else "sandbox",
             "consistent": not found and not error,
             "mismatches": len(found),
-            "site_requests": stats["requests"],
-            "max_items_per_request": stats["largest_request_items"],
-            "site_peak_rss_mib": round(stats["peak_rss_bytes"] / 2**20, 1),
+            "site_requests": _requests_between(stats_before, stats),
+            "max_items_per_request": stats["largest_request_items"] if stats else None,
+            "site_peak_rss_mib": round(stats["peak_rss_bytes"] / 2**20, 1) if stats else None,
             "log_messages": len(messages),
             "progress_edits": sum(len(m.versions) - 1 for m in messages),
             "errors_reported": sum(1 for m in messages if m.versions[0].content.startswith("⚠️")),
             "bot_starts": bot.starts,
             "error": error or None,
+            "seed_s": round(seed_s, 1),
+            "scenario_s": scenario_s,
             "wall_s": round(time.monotonic() - started, 1),
         }
+
+
+def _requests_between(before: dict[str, Any] | None, after: dict[str, Any] | None) -> int | None:
+    """The site's requests from the bot's start to its stop (the seeding and the final check
+    are the runner's, not the bot's)."""
+    if before is None or after is None:
+        return None
+    return int(after["requests"]) - int(before["requests"])
+
+
+async def _dry_run_when_ready(sandbox: Sandbox) -> None:
+    """Without a start-up sync nothing shows when the bot has loaded the guild; a moderator's
+    dry run does, and shows in the log channel what a real sync would change on this site."""
+    channel = sandbox.guild.commands_channel_id
+    deadline = time.monotonic() + sandbox.run_timeout()
+    while True:
+        command = sandbox.discord.post_message(channel, sandbox.guild.moderator_id, DRY_RUN_COMMAND)
+
+        def reply(command_id: int = command.id) -> str | None:
+            for message in sandbox.discord.channel_messages(channel):
+                if str((message.message_reference or {}).get("message_id")) == str(command_id):
+                    return message.content
+            return None
+
+        with contextlib.suppress(TimeoutError):  # not connected yet: it reached no one
+            await sandbox.discord.wait_until(lambda: reply() is not None, within=2.0)
+        answer = reply()
+        if answer is not None and not answer.startswith("Not ready yet"):
+            break
+        if not sandbox.bot.alive:
+            raise RuntimeError("the bot process exited before it was ready")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the bot was not ready within {sandbox.run_timeout():.0f} s")
+        await asyncio.sleep(0.5)
+    await sandbox.wait_for_summary("User sync", nth=1, within=sandbox.run_timeout())
+
+
+def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite | None:
+    if args.site_url is None:
+        if args.site_token or args.allow_existing:
+            raise SiteRefused("--site-token and --allow-existing need --site-url")
+        return None
+    token = args.site_token or os.environ.get(TOKEN_ENV, "")
+    if not token:
+        raise SiteRefused(f"--site-url needs the site's token: --site-token or ${TOKEN_ENV}")
+    if args.allow_existing and not scenario.seed_site:
+        raise SiteRefused(
+            f"scenario {scenario.name!r} fills the site with the bot's start-up sync, which "
+            "would mark the site's existing users as left; use an empty site"
+        )
+    return ExternalSite(args.site_url.rstrip("/"), token, args.allow_existing)
 
 
 def _start_site(guild: SandboxGuild, db: Path, *, seed: bool) -> SiteProcess:
