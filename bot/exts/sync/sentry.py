@@ -55,7 +55,6 @@ def init_sentry(dsn: str, environment: str, secrets: Iterable[str], transport: A
             LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
         ],
         traces_sample_rate=1.0,
-        send_default_pii=False,
         before_send=make_before_send(secrets),
         before_send_transaction=make_before_send(secrets),
         transport=transport,
