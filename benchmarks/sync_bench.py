@@ -7,31 +7,44 @@ starting state, then the site is started as its own process on loopback, so the 
 and the site's memory are measured apart. The bot's peak is sampled from /proc/self/status
 during the run (ru_maxrss would include building the guild). The last line printed is one JSON
 object; the run fails (exit 1) if the site does not match the guild afterwards.
+
+    .venv/bin/python benchmarks/sync_bench.py --site-url http://staging:8000/api \
+        --site-token TOKEN --site-pid PID
+
+runs against an operator's own (empty) site instead: the starting state is written through the
+API in 1,000-user creates, the check reads the site back page by page, and the site's memory is
+sampled from /proc/PID/status when its process runs on this machine (`--site-pid`). Counters
+only the sandbox site keeps (requests, largest request) are null there.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
+import os
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.engine import InMemoryGuild, RunReport, SyncEngine
+from bot.sandbox.external_site import ExternalSite, SiteRefused, seed_records, site_stats, survey
 from bot.sandbox.site import SiteStore
 from bot.sandbox.site.process import start_site_process
 from bot.site.client import SiteClient
 from bot.site.records import Role, User
 
 TOKEN = "benchmark-token"
+TOKEN_ENV = "API_KEYS_SITE_API"
 BASE_ID = 100_000_000_000_000_000
 EVERYONE_ROLE = Role(BASE_ID, "@everyone", 0, 0, 0)
 ROLES = [Role(BASE_ID + n, f"role{n}", n * 1000, 1 << n, n) for n in range(1, 9)]
@@ -183,21 +196,84 @@ def rss(pid: int | str = "self") -> int:
     raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
-def mismatches(store: SiteStore, guild: InMemoryGuild) -> int:
-    """Site users that differ from the guild, plus members the site lacks, plus role diffs."""
-    wrong = 0
-    members_seen = 0
-    for user in store.all_users():
-        current = guild.member(user.id)
+class MismatchCount:
+    """Site users that differ from the guild, plus members the site lacks, plus role diffs;
+    fed one site user at a time, so a million-user site is never held at once."""
+
+    def __init__(self, guild: InMemoryGuild) -> None:
+        self.guild = guild
+        self.wrong = 0
+        self.members_seen = 0
+
+    def add(self, user: User) -> None:
+        current = self.guild.member(user.id)
         if current is None:
-            wrong += user.in_guild
+            self.wrong += user.in_guild
         else:
-            members_seen += 1
-            wrong += user != current
-    wrong += guild.member_count() - members_seen
-    site_roles = sorted(store.all_roles(), key=lambda r: r.id)
-    wrong += site_roles != sorted(guild.roles(), key=lambda r: r.id)
+            self.members_seen += 1
+            self.wrong += user != current
+
+    def total(self, site_roles: Iterable[Role]) -> int:
+        missing = self.guild.member_count() - self.members_seen
+        roles_differ = sorted(site_roles, key=lambda r: r.id) != sorted(
+            self.guild.roles(), key=lambda r: r.id
+        )
+        return self.wrong + missing + roles_differ
+
+
+def count_in_store(db: str, guild: InMemoryGuild) -> int:
+    store = SiteStore(db)
+    count = MismatchCount(guild)
+    for user in store.all_users():
+        count.add(user)
+    wrong = count.total(store.all_roles())
+    store.close()
     return wrong
+
+
+async def count_over_api(client: SiteClient, guild: InMemoryGuild) -> int:
+    count = MismatchCount(guild)
+    async for page in client.iter_user_pages():
+        for user in page:
+            count.add(user)
+    return count.total(await client.list_roles())
+
+
+@dataclass
+class Site:
+    client: SiteClient
+    pid: int | None
+    """The site's process when it runs on this machine, for its memory; None if unknown."""
+    db: str | None = None
+    """The sandbox site's SQLite file, checked directly once the site has stopped."""
+
+
+@contextlib.asynccontextmanager
+async def sandbox_site(scenario: Scenario, workdir: str) -> AsyncIterator[Site]:
+    """The sandbox site as its own process, its SQLite file preloaded with the starting state."""
+    db = str(Path(workdir) / "site.sqlite3")
+    store = SiteStore(db)
+    store.seed(scenario.site_roles, scenario.site_users())
+    store.close()
+    with start_site_process(token=TOKEN, db=db, timeout=120) as process:
+        async with SiteClient(process.url, TOKEN, timeout=120) as client:
+            yield Site(client, process.pid, db)
+
+
+@contextlib.asynccontextmanager
+async def external_site(
+    scenario: Scenario, members: int, args: argparse.Namespace
+) -> AsyncIterator[Site]:
+    """An operator's empty site, seeded through its API; refused if it holds anything."""
+    token = args.site_token or os.environ.get(TOKEN_ENV, "")
+    if not token:
+        raise SiteRefused(f"--site-url needs the site's token: --site-token or ${TOKEN_ENV}")
+    target = ExternalSite(args.site_url.rstrip("/"), token, allow_existing=False)
+    async with SiteClient(target.url, token, timeout=120) as client:
+        advice = "The benchmark writes fixed ids and marks extra users as left; use an empty site."
+        await survey(client, target, refusal=advice)
+        await seed_records(client, scenario.site_roles, scenario.site_users(), members, sys.stdout)
+        yield Site(client, args.site_pid)
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -205,44 +281,77 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     started = time.monotonic()
     scenario = build(args.scenario, members)
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
-        db = str(Path(tmp) / "site.sqlite3")
-        store = SiteStore(db)
-        store.seed(scenario.site_roles, scenario.site_users())
-        store.close()
-        setup_s = time.monotonic() - started
-        gc.collect()
-        baseline = rss()
-        with start_site_process(token=TOKEN, db=db, timeout=120) as site:
-            async with SiteClient(site.url, TOKEN, timeout=120) as client:
-                engine = SyncEngine(
-                    client,
-                    scenario.guild,
-                    chunk_size=args.chunk_size,
-                    max_in_flight=args.max_in_flight,
-                )
-                before = await client.request("GET", "_sandbox/stats")
-                sampler = RssSampler({"bot": "self"})
-                sampler.start()
-                t0 = time.monotonic()
-                report = await scenario.action(engine)
-                wall = time.monotonic() - t0
-                peaks = sampler.stop()
-                await engine.close()
-                after = await client.request("GET", "_sandbox/stats")
-        store = SiteStore(db)
-        wrong = mismatches(store, scenario.guild)
-        store.close()
-    window = engine.window
-    written = (
-        report.written
-        if report is not None
-        else after["bulk_patch_items"] - before["bulk_patch_items"]
-    )
+        if args.site_url:
+            opened = external_site(scenario, members, args)
+        else:
+            opened = sandbox_site(scenario, tmp)
+        async with opened as site:
+            setup_s = time.monotonic() - started
+            result = await measure(site, scenario, args)
+            wrong = None if site.db else await count_over_api(site.client, scenario.guild)
+        if site.db:
+            wrong = count_in_store(site.db, scenario.guild)
     return {
         "scenario": args.scenario,
         "members": members,
+        "site": "external" if args.site_url else "sandbox",
+        **result,
+        "setup_s": round(setup_s, 1),
+        "mismatches": wrong,
+    }
+
+
+async def measure(site: Site, scenario: Scenario, args: argparse.Namespace) -> dict[str, object]:
+    """Run the scenario's action once; what it cost the bot and (as far as it can say) the site."""
+    client = site.client
+    engine = SyncEngine(
+        client, scenario.guild, chunk_size=args.chunk_size, max_in_flight=args.max_in_flight
+    )
+    gc.collect()
+    baseline = rss()
+    before = await site_stats(client)
+    site_rss_start = rss(site.pid) if site.pid else None
+    watched: dict[str, int | str] = {"bot": "self"}
+    if site.pid and not site.db:
+        watched["site"] = site.pid
+    sampler = RssSampler(watched)
+    sampler.start()
+    t0 = time.monotonic()
+    report = await scenario.action(engine)
+    wall = time.monotonic() - t0
+    peaks = sampler.stop()
+    await engine.close()
+    after = await site_stats(client)
+    counted = _site_counters(before, after)
+    written = report.written if report is not None else counted["bulk_patch_items"]
+    # Our own sandbox site reports its exact high-water mark; another site is sampled, and
+    # only during the run (its high-water mark would include the seeding).
+    site_peak = after["peak_rss_bytes"] if site.db and after else peaks.get("site")
+    return {
         "chunk_size": args.chunk_size,
         "max_in_flight": args.max_in_flight,
+        **counted,
+        "written": written,
+        "status": report.status if report is not None else "finished",
+        "wall_s": round(wall, 2),
+        "users_per_s": _rate(
+            written if args.scenario == "event-burst" else scenario.guild.member_count(), wall
+        ),
+        "peak_in_flight": engine.window.peak_in_flight,
+        "bot_baseline_rss_mib": _mib(baseline),
+        "bot_peak_rss_mib": _mib(peaks["bot"]),
+        "bot_sync_rss_mib": _mib(peaks["bot"] - baseline),
+        "site_rss_start_mib": _mib(site_rss_start),
+        "site_peak_rss_mib": _mib(site_peak),
+    }
+
+
+def _site_counters(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """The sandbox site's counters for the run; all None for a site that keeps none."""
+    if before is None or after is None:
+        names = ("requests", "requests_by_route", "max_items_per_request", "bulk_patch_items")
+        return {name: None for name in (*names, "role_cascade_users")}
+    return {
         "requests": after["requests"] - before["requests"],
         "requests_by_route": {
             route: count - before["by_route"].get(route, 0)
@@ -251,19 +360,16 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         },
         "max_items_per_request": after["largest_request_items"],
         "bulk_patch_items": after["bulk_patch_items"] - before["bulk_patch_items"],
-        "role_cascade_users": after["role_cascade_users"],
-        "written": written,
-        "status": report.status if report is not None else "finished",
-        "wall_s": round(wall, 2),
-        "users_per_s": round((members if args.scenario != "event-burst" else written) / wall),
-        "peak_in_flight": window.peak_in_flight,
-        "bot_baseline_rss_mib": round(baseline / 2**20, 1),
-        "bot_peak_rss_mib": round(peaks["bot"] / 2**20, 1),
-        "bot_sync_rss_mib": round((peaks["bot"] - baseline) / 2**20, 1),
-        "site_peak_rss_mib": round(after["peak_rss_bytes"] / 2**20, 1),
-        "setup_s": round(setup_s, 1),
-        "mismatches": wrong,
+        "role_cascade_users": after["role_cascade_users"] - before["role_cascade_users"],
     }
+
+
+def _mib(size: int | None) -> float | None:
+    return None if size is None else round(size / 2**20, 1)
+
+
+def _rate(users: int | None, wall: float) -> int | None:
+    return None if users is None or wall <= 0 else round(users / wall)
 
 
 def main() -> int:
@@ -273,12 +379,21 @@ def main() -> int:
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--max-in-flight", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="reserved: scenarios are deterministic")
+    parser.add_argument("--site-url", help="an empty site of your own instead of the sandbox site")
+    parser.add_argument("--site-token", help=f"its API token (default: ${TOKEN_ENV})")
+    parser.add_argument("--site-pid", type=int, help="its process id, to sample its memory")
     args = parser.parse_args()
-    result = asyncio.run(run(args))
+    if (args.site_token or args.site_pid) and not args.site_url:
+        parser.error("--site-token and --site-pid need --site-url")
+    try:
+        result = asyncio.run(run(args))
+    except SiteRefused as refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
     print(
         f"{result['scenario']}: {result['members']:,} members, {result['requests']} requests "
         f"(largest {result['max_items_per_request']} items), {result['wall_s']} s, "
-        f"{result['users_per_s']:,} users/s; bot RSS {result['bot_baseline_rss_mib']} MiB "
+        f"{result['users_per_s']} users/s; bot RSS {result['bot_baseline_rss_mib']} MiB "
         f"baseline, {result['bot_peak_rss_mib']} MiB peak (+{result['bot_sync_rss_mib']}); "
         f"site peak {result['site_peak_rss_mib']} MiB; mismatches {result['mismatches']}"
     )

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, TextIO
 
 from bot.sandbox.world import SandboxGuild
@@ -111,19 +112,18 @@ async def prepare(
     """Check that the rehearsal may write to this site, then seed it to match the guild.
 
     Raises SiteRefused before anything is written."""
-    await _check_reachable(client, site)
-    roles = await client.list_roles()
-    users = await _user_count(client)
-    if (roles or users) and not site.allow_existing:
-        raise SiteRefused(
-            f"the site at {site.url} already holds {users:,} users and {len(roles):,} roles; "
-            "nothing was written. A rehearsal writes a simulated guild into the site and never "
-            "deletes anything, so use an empty staging site, or pass --allow-existing to add the "
-            "simulated members beside the existing records (ids are checked for collisions; the "
-            "bot then runs without its start-up sync, which would mark the existing users as "
-            "left and delete the existing roles)."
-        )
-    if roles or users:
+    roles = await survey(
+        client,
+        site,
+        refusal=(
+            "A rehearsal writes a simulated guild into the site and never deletes anything, so "
+            "use an empty staging site, or pass --allow-existing to add the simulated members "
+            "beside the existing records (ids are checked for collisions; the bot then runs "
+            "without its start-up sync, which would mark the existing users as left and delete "
+            "the existing roles)."
+        ),
+    )
+    if roles is not None:
         client.existing = await snapshot(client, roles)
         refuse_collisions(client.existing, guild)
         _say(
@@ -135,6 +135,23 @@ async def prepare(
         )
     if seed:
         await seed_site(client, guild, out)
+
+
+async def survey(client: SiteClient, site: ExternalSite, refusal: str) -> list[Role] | None:
+    """None for an empty site; its roles when it holds records and the operator allows that.
+
+    Refuses (with `refusal` as the advice) a site that holds records, unless allowed."""
+    await _check_reachable(client, site)
+    roles = await client.list_roles()
+    users = await _user_count(client)
+    if not roles and not users:
+        return None
+    if not site.allow_existing:
+        raise SiteRefused(
+            f"the site at {site.url} already holds {users:,} users and {len(roles):,} roles; "
+            f"nothing was written. {refusal}"
+        )
+    return roles
 
 
 async def _check_reachable(client: SiteClient, site: ExternalSite) -> None:
@@ -181,27 +198,34 @@ def refuse_collisions(existing: ExistingRecords, guild: SandboxGuild) -> None:
 
 
 async def seed_site(client: SiteClient, guild: SandboxGuild, out: TextIO = sys.stdout) -> None:
-    """Roles one POST each (the site has no bulk role create), then users in bulk creates of
-    SEED_CHUNK, the way the bot's own creates are sized."""
-    started = time.monotonic()
-    for role in guild.expected_roles():
-        await client.create_role(role)
     users = sorted(guild.expected_users(), key=lambda user: user.id)
-    progress = _Progress(out, len(users), started)
-    for start in range(0, len(users), SEED_CHUNK):
-        chunk = users[start : start + SEED_CHUNK]
+    await seed_records(client, guild.expected_roles(), users, len(users), out)
+
+
+async def seed_records(
+    client: SiteClient, roles: Iterable[Role], users: Iterable[User], total: int, out: TextIO
+) -> None:
+    """Roles one POST each (the site has no bulk role create), then users in bulk creates of
+    SEED_CHUNK, the size the bot's own creates have; `users` may be a generator."""
+    for role in roles:
+        await client.create_role(role)
+    progress = _Progress(out, total)
+    done = 0
+    remaining = iter(users)
+    while chunk := list(islice(remaining, SEED_CHUNK)):
         await client.create_users(chunk)
-        progress.show(start + len(chunk))
+        done += len(chunk)
+        progress.show(done)
     progress.done()
 
 
 class _Progress:
     """One line that updates in place on a terminal, a line per tenth otherwise (logs, pipes)."""
 
-    def __init__(self, out: TextIO, total: int, started: float) -> None:
+    def __init__(self, out: TextIO, total: int) -> None:
         self.out = out
-        self.total = total
-        self.started = started
+        self.total = max(total, 1)
+        self.started = time.monotonic()
         self.live = out.isatty()
         self._next_tenth = 1
 
@@ -212,7 +236,7 @@ class _Progress:
         )
         if self.live:
             self.out.write(f"\r{text}")
-        elif done * 10 >= self._next_tenth * self.total or done == self.total:
+        elif done * 10 >= self._next_tenth * self.total:
             self.out.write(f"{text}\n")
             self._next_tenth = done * 10 // self.total + 1
         self.out.flush()
