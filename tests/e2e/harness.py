@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from discord.ext import commands
@@ -30,6 +30,29 @@ NO_STARTUP = {"SYNC_STARTUP": "false"}
 """Settings for tests that start from a matching site and drive the sync themselves."""
 
 
+def stale_site(every: int = 1) -> Callable[[SandboxGuild, SandboxSite], None]:
+    """A `prepare` for `running_bot(seed_site=False)`: the site holds every member, but every
+    `every`-th one with an outdated display name, so a user sync has that many updates."""
+
+    def prepare(guild: SandboxGuild, site: SandboxSite) -> None:
+        users = [
+            replace(user, display_name=f"{user.display_name} (old)") if i % every == 0 else user
+            for i, user in enumerate(guild.expected_users())
+        ]
+        site.store.seed(guild.expected_roles(), users)
+
+    return prepare
+
+
+async def eventually(condition: Callable[[], bool], within: float = 30.0) -> None:
+    """Poll a condition on the bot's side (not visible to the emulator's waiters)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within:g} s")
+        await asyncio.sleep(0.05)
+
+
 @dataclass
 class Harness:
     discord: LoopbackDiscord
@@ -40,9 +63,11 @@ class Harness:
 
     @property
     def cog(self) -> SyncCog:
+        # Not isinstance: discord.py drops the extension's modules from sys.modules when the
+        # bot closes, so every test's bot loads a fresh copy of the SyncCog class.
         cog = self.bot.get_cog("Sync")
-        assert isinstance(cog, SyncCog)
-        return cog
+        assert cog is not None and type(cog).__name__ == SyncCog.__name__
+        return cog  # type: ignore[return-value]
 
     def log_messages(self) -> list[StoredMessage]:
         return self.discord.channel_messages(self.guild.log_channel_id)

@@ -16,7 +16,7 @@ async def test_role_create_update_and_delete(tmp_path):
         guild_id = h.guild.id
         role = h.discord.create_role(guild_id, HOSTILE_NAME, colour=0x123456)
         created = await h.wait_for_summary("Role sync")
-        assert created.startswith("✅") and "1 created" in created
+        assert created.startswith("✅") and "Wrote roles: 1 created, 0 updated" in created
         site_roles = {r.id: r for r in await h.client.list_roles()}
         assert site_roles[role.id].name == HOSTILE_NAME
         assert site_roles[role.id].colour == 0x123456
@@ -27,7 +27,7 @@ async def test_role_create_update_and_delete(tmp_path):
             h.discord.update_member(guild_id, member_id, roles=[*current, role.id])
         h.discord.update_role(guild_id, role.id, colour=0xABCDEF, permissions=8)
         updated = await h.wait_for_summary("Role sync", nth=2)
-        assert updated.startswith("✅") and "1 updated" in updated
+        assert updated.startswith("✅") and "Wrote roles: 0 created, 1 updated" in updated
         await h.until_site_matches()
         site_role = next(r for r in await h.client.list_roles() if r.id == role.id)
         assert (site_role.colour, site_role.permissions) == (0xABCDEF, 8)
@@ -36,7 +36,7 @@ async def test_role_create_update_and_delete(tmp_path):
         h.discord.delete_role(guild_id, role.id)
         deleted = await h.wait_for_summary("Role deletion")
         assert deleted.startswith("✅"), deleted
-        assert f"{len(holders)} updated" in deleted
+        assert f"removed the role from {len(holders)} users, then deleted it" in deleted
         assert ESCAPED_NAME in deleted and "@everyone" not in deleted
         assert role.id not in {r.id for r in await h.client.list_roles()}
         assert h.site.stats.role_cascade_users == 0, "the site's per-user cascade ran"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import discord
 
+from bot.engine.plan import Plan
 from bot.engine.progress import (
     BadRecords,
     ChunkDone,
@@ -25,6 +26,7 @@ from bot.engine.progress import (
     Retrying,
     RunFinished,
 )
+from bot.engine.roles import RoleDiff
 from bot.exts.sync.messages import count, duration, eta, fit, id_list, progress_bar, site_message
 
 log = logging.getLogger(__name__)
@@ -127,11 +129,16 @@ class RunReporter:
         lines = [f"🔄 **{self.title}** — {self.headline}"]
         if finished is not None:
             lines[0] = f"{_status_icon(finished)} **{self.title}** — {self.headline}"
-            lines.append(summary(finished))
+            stripped = self.meter.done if finished.kind == "roles" else 0
+            lines.append(summary(finished, users_stripped=stripped))
         else:
             planned = self.meter.planned
             done = self.meter.done
-            if planned is None:
+            if planned is None and done:
+                lines.append(
+                    f"{count(done)} users written; still comparing the guild with the site…"
+                )
+            elif planned is None:
                 lines.append("Comparing the guild with the site…")
             else:
                 total = f"{count(planned)}{'+' if self.scanning else ''}"
@@ -186,13 +193,58 @@ def _status_icon(finished: RunFinished) -> str:
     return {"finished": "✅", "partial": "⚠️", "cancelled": "⏹️"}.get(finished.status, "❌")
 
 
-def summary(finished: RunFinished) -> str:
+def summary(finished: RunFinished, *, users_stripped: int = 0) -> str:
+    """The outcome in one line, in the terms of the run's kind; a dry run's numbers come from
+    its plan. The engine counts a role sync's stripped holders as updated, so the reporter,
+    which saw them written, passes `users_stripped` to tell them from the updated roles."""
     verb = "Would write" if finished.dry_run else "Wrote"
-    text = (
-        f"{verb}: {count(finished.created)} created, {count(finished.updated)} updated, "
-        f"{count(finished.left)} marked left, {count(finished.unchanged)} unchanged, "
-        f"{count(finished.failed)} failed — {finished.status} in {duration(finished.duration_s)}"
-    )
-    if finished.rate and not finished.dry_run and finished.kind != "roles":
+    if finished.kind == "roles":
+        what = f"{verb} roles: {_role_counts(finished, users_stripped)}"
+    elif finished.kind == "role-delete":
+        what = f"Role deletion: {_role_deletion(finished)}"
+    else:
+        what = f"{verb}: {_user_counts(finished)}"
+    text = f"{what} — {finished.status} in {duration(finished.duration_s)}"
+    if finished.rate and not finished.dry_run and finished.kind == "users":
         text += f" ({count(round(finished.rate))} users/s)"
+    return text
+
+
+def _user_counts(finished: RunFinished) -> str:
+    plan = finished.plan
+    if isinstance(plan, Plan):
+        created, updated, left, unchanged = plan.creates, plan.updates, plan.leaves, plan.unchanged
+    else:
+        created, updated = finished.created, finished.updated
+        left, unchanged = finished.left, finished.unchanged
+    return (
+        f"{count(created)} created, {count(updated)} updated, {count(left)} marked left, "
+        f"{count(unchanged)} unchanged, {count(finished.failed)} failed"
+    )
+
+
+def _role_counts(finished: RunFinished, users_stripped: int) -> str:
+    plan = finished.plan
+    if isinstance(plan, RoleDiff):
+        return (
+            f"{count(len(plan.created))} created, {count(len(plan.updated))} updated, "
+            f"{count(len(plan.deleted))} deleted"
+        )
+    text = (
+        f"{count(finished.created)} created, "
+        f"{count(max(0, finished.updated - users_stripped))} updated, "
+        f"{count(finished.deleted_roles)} deleted"
+    )
+    if users_stripped:
+        text += f" (first removed from {count(users_stripped)} users)"
+    if finished.failed:
+        text += f", {count(finished.failed)} users failed"
+    return text
+
+
+def _role_deletion(finished: RunFinished) -> str:
+    outcome = "then deleted it" if finished.deleted_roles else "the role was not deleted"
+    text = f"removed the role from {count(finished.updated)} users, {outcome}"
+    if finished.failed:
+        text += f"; {count(finished.failed)} users failed"
     return text
