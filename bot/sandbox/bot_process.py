@@ -16,7 +16,7 @@ class BotProcess:
     """A bot process with a settings environment of its own (no `.env`, no inherited secrets)."""
 
     def __init__(self, environ: dict[str, str], workdir: Path) -> None:
-        self.environ = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        self.environ = {k: v for k, v in os.environ.items() if k in _INHERITED}
         self.environ["PYTHONPATH"] = str(_PROJECT_ROOT)
         self.environ.update(environ)
         self.workdir = workdir
