@@ -21,6 +21,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.engine import SyncEngine
 from bot.engine.progress import BadRecords, ChunkFailed, ProgressEvent, RunFinished
+from bot.engine.roles import diff_roles
 from bot.exts.sync.bookkeeping import LEASE_TTL_S, Refusal, RunBook, Ticket, journal_status
 from bot.exts.sync.checks import is_moderator
 from bot.exts.sync.discord_guild import DiscordGuildState, member_record
@@ -30,7 +31,7 @@ from bot.exts.sync.reporter import NO_PINGS, RunReporter, summary
 from bot.exts.sync.sentry import init_sentry
 from bot.exts.sync.tracing import RunTrace, StartupCheckIn, sentry_on, track_error
 from bot.journal import BreakerChange, Run
-from bot.site import RetryPolicy, SiteClient
+from bot.site import RetryPolicy, SiteAPIError, SiteClient
 
 log = logging.getLogger(__name__)
 
@@ -375,30 +376,55 @@ class SyncCog(commands.Cog, name="Sync"):
         return await self.engine.delete_role(role.id, run_id=run_id, trigger=trigger)
 
     async def _guard_allows(self, kind: str) -> bool:
-        """Ask a moderator before an automatic run removes more than the allowed share."""
-        assert self.engine is not None
-        if kind != "users":
+        """Ask a moderator before an automatic run removes more than the allowed share.
+
+        If the site cannot even be read for the plan, the run goes ahead and fails on its own,
+        so the failure is journalled and counted by the breaker like any other."""
+        assert self.engine is not None and self.guild_state is not None
+        try:
+            if kind == "users":
+                plan = await self.engine.plan_users()
+                verdict = judge(
+                    leaving=plan.leaves,
+                    site_users=plan.scanned,
+                    role_deletes=0,
+                    site_roles=0,
+                    left_share=self.settings.guard_left_share,
+                    role_share=self.settings.guard_role_delete_share,
+                )
+                details = describe_plan(plan)
+            elif kind == "roles":
+                site_roles = await self.client.list_roles()
+                role_diff = diff_roles(self.guild_state.roles(), site_roles)
+                verdict = judge(
+                    leaving=0,
+                    site_users=0,
+                    role_deletes=len(role_diff.deleted),
+                    site_roles=len(site_roles),
+                    left_share=self.settings.guard_left_share,
+                    role_share=self.settings.guard_role_delete_share,
+                )
+                names = {role.id: role.name for role in site_roles}
+                details = "Would delete: " + ", ".join(
+                    f"{literal(names[role_id])} (`{role_id}`)" for role_id in role_diff.deleted
+                )
+            else:
+                return True
+        except SiteAPIError as error:
+            log.warning("could not plan the automatic %s run (%s); running it", kind, error)
             return True
-        plan = await self.engine.plan_users()
-        verdict = judge(
-            leaving=plan.leaves,
-            site_users=plan.scanned,
-            role_deletes=0,
-            site_roles=0,
-            left_share=self.settings.guard_left_share,
-            role_share=self.settings.guard_role_delete_share,
-        )
         if not verdict.trips:
             return True
         view = GuardView(
             self.settings.moderator_role_ids,
-            details=lambda: describe_plan(plan),
+            details=lambda: details,
             timeout=self.settings.guard_timeout,
         )
+        title = TITLES[kind].lower()
         message = await self.post(
-            f"🛑 An automatic user sync would {verdict.reason}. That usually means the bot "
-            "sees only part of the guild. Nothing was written. A moderator can apply it, "
-            "look at the details, or cancel.",
+            f"🛑 An automatic {title} would {verdict.reason}. That usually means the bot sees "
+            "only part of the guild, or the wrong one. Nothing was written. A moderator can "
+            "apply it, look at the details, or cancel.",
             view=view,
         )
         if message is None:
@@ -409,7 +435,7 @@ class SyncCog(commands.Cog, name="Sync"):
             GuardAnswer.CANCEL: f"cancelled by {literal(who or '?')}",
             GuardAnswer.TIMED_OUT: "cancelled: nobody answered in time",
         }[answer]
-        await self.post(f"Guard for the automatic user sync: {outcome}.")
+        await self.post(f"Guard for the automatic {title}: {outcome}.")
         return answer is GuardAnswer.APPLY
 
     async def _report_event_errors(self, event: ProgressEvent) -> None:
