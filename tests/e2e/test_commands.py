@@ -113,6 +113,7 @@ async def test_cancel_stops_a_long_run_and_a_rerun_completes(tmp_path):
         again = await h.reply_to(h.say("!sync users"))
         assert "already running" in again.content and jump_url_of(h, live.id) in again.content
 
+        await eventually(lambda: bool(h.cog.active))
         run = next(iter(h.cog.active.values()))
         await eventually(lambda: run.reporter.meter.done >= 200)
         status = (await h.reply_to(h.say("!sync status"))).content
