@@ -107,10 +107,11 @@ async def test_cancel_stops_a_long_run_and_a_rerun_completes(tmp_path):
         faults=slow_writes,
         settings=settings,
     ) as h:
-        first = await h.reply_to(h.say("!sync users"))
+        first_command, second_command = h.say("!sync users"), h.say("!sync users")
+        first = await h.reply_to(first_command)
         live = h.log_messages()[0]
         assert first.content.endswith(jump_url_of(h, live.id))
-        again = await h.reply_to(h.say("!sync users"))
+        again = await h.reply_to(second_command)
         assert "already running" in again.content and jump_url_of(h, live.id) in again.content
 
         await eventually(lambda: bool(h.cog.active))
@@ -129,6 +130,7 @@ async def test_cancel_stops_a_long_run_and_a_rerun_completes(tmp_path):
         assert len(await h.mismatches()) > 0, "the run stopped before the end"
         written = h.site.stats.bulk_patch_items
         assert 200 <= written < 3000
+        assert f"Wrote: 0 created, {written:,} updated" in summary, "counts written before the stop"
 
         h.site.faults.configure(FaultConfig(), reseed=True)
         await h.reply_to(h.say("!sync users"))

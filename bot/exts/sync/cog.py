@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 STARTUP, EVENT, COMMAND = "startup", "event", "command"
 HEARTBEAT_S = 5.0
+STARTING_WAIT_S = 3.0
+"""How long a command waits for a starting run's message before answering without its link."""
 KINDS = ("roles", "users", "role-delete")
 TRIGGER_LABELS = {STARTUP: "start-up", EVENT: "event", COMMAND: "command"}
 STATUS_RUNS = 8
@@ -530,7 +532,7 @@ class SyncCog(commands.Cog, name="Sync"):
                 allowed_mentions=NO_PINGS,
             )
             return
-        current = self.running(kind)
+        current = await self._running_or_starting(kind)
         if current is not None:
             await ctx.reply(
                 f"A {TITLES[current.kind].lower()} is already running "
@@ -538,7 +540,32 @@ class SyncCog(commands.Cog, name="Sync"):
                 allowed_mentions=NO_PINGS,
             )
             return
-        await self.run(kind, trigger=COMMAND, actor=ctx.author, dry_run=dry_run, ctx=ctx)
+        if self._locks[LOCK_OF_KIND[kind]].locked():
+            await ctx.reply(
+                f"A {TITLES[kind].lower()} is about to start (it may be waiting for a "
+                "moderator's answer in the log channel); not starting another.",
+                allowed_mentions=NO_PINGS,
+            )
+            return
+        # Awaited here, not spawned, so the lock is taken before another command checks it; the
+        # command's task joins the cog's tasks, so unloading the cog cancels the run and reports it.
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self.run(kind, trigger=COMMAND, actor=ctx.author, dry_run=dry_run, ctx=ctx)
+        finally:
+            self._tasks.discard(task)
+
+    async def _running_or_starting(self, kind: str) -> ActiveRun | None:
+        """The run of this kind, waiting briefly for one that holds the lock but has not posted
+        its message yet (a command sent twice in a row must not queue a second run)."""
+        lock = self._locks[LOCK_OF_KIND[kind]]
+        deadline = time.monotonic() + STARTING_WAIT_S
+        # Polled: neither registering a run nor releasing the lock signals an event.
+        while self.running(kind) is None and lock.locked() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return self.running(kind)
 
     @sync_group.command(name="users")
     async def sync_users(self, ctx: commands.Context, *, options: str = "") -> None:

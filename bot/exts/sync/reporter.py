@@ -60,6 +60,8 @@ class RunReporter:
         self.retries = 0
         self.errors_reported = 0
         self.scanning = True
+        self.engine_report: RunFinished | None = None
+        """The engine's own end of the run; a cancelled run's caller only knows it stopped."""
         self._last_edit = 0.0
         self._dirty = asyncio.Event()
         self._editor: asyncio.Task[None] | None = None
@@ -83,7 +85,9 @@ class RunReporter:
         if event.run_id != self.run_id:
             return
         self.meter.feed(event)
-        if isinstance(event, PlanUpdated) and event.final:
+        if isinstance(event, RunFinished):
+            self.engine_report = event
+        elif isinstance(event, PlanUpdated) and event.final:
             self.scanning = False
         elif isinstance(event, ChunkDone):
             if event.ok:
@@ -178,6 +182,8 @@ class RunReporter:
 
     async def close(self, finished: RunFinished) -> None:
         """Stop live edits and show the summary (still no sooner than the edit interval)."""
+        if finished.status == "cancelled" and self.engine_report is not None:
+            finished = self.engine_report  # what was written before the stop, not a blank report
         if self._editor is not None:
             self._editor.cancel()
             await asyncio.wait([self._editor])
