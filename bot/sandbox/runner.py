@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from bot.sandbox.log_printer import LogPrinter
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.scenarios import SCENARIOS, Scenario
 from bot.sandbox.site import DEFAULT_TOKEN, SiteStore
+from bot.sandbox.site.faults import FaultConfig
 from bot.sandbox.site.process import SiteProcess, start_site_process
 from bot.sandbox.world import SandboxGuild, mismatches
 from bot.site.client import SiteClient
@@ -42,6 +44,8 @@ from bot.site.client import SiteClient
 DEFAULT_SCENARIO = "role-delete"
 TOKEN_ENV = "API_KEYS_SITE_API"
 DRY_RUN_COMMAND = "!sync users --dry-run"
+SANDBOX_SITE_ONLY = frozenset({"restart"})
+"""Scenarios that read the sandbox site's counters to time their moves."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +108,7 @@ async def run(
             site: SiteProcess | None = None
             setup_started = time.monotonic()
             if external is None:
-                site = _start_site(guild, workdir / "site.sqlite3", seed=scenario.seed_site)
+                site = _start_site(guild, workdir / "site.sqlite3", scenario)
                 client: SiteClient = SiteClient(site.url, DEFAULT_TOKEN)
                 site_url, site_token = site.url, DEFAULT_TOKEN
             else:
@@ -124,6 +128,7 @@ async def run(
                 state_url=f"sqlite:///{workdir / 'state.sqlite3'}",
             )
             environ["SYNC_STARTUP"] = str(startup_sync).lower()
+            environ.update(scenario.settings)
             bot = BotProcess(environ, workdir)
             sandbox = Sandbox(discord, guild, client, bot, members)
             printer = LogPrinter(discord, guild.log_channel_id)
@@ -228,6 +233,12 @@ def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite
     token = args.site_token or os.environ.get(TOKEN_ENV, "")
     if not token:
         raise SiteRefused(f"--site-url needs the site's token: --site-token or ${TOKEN_ENV}")
+    if scenario.reject_writes or scenario.stale_users or scenario.name in SANDBOX_SITE_ONLY:
+        raise SiteRefused(
+            f"scenario {scenario.name!r} needs the sandbox site (it breaks or inspects the site "
+            "through the sandbox's private controls); rehearse role-delete, mass-join or "
+            "member-updates against your site"
+        )
     if args.allow_existing and not scenario.seed_site:
         raise SiteRefused(
             f"scenario {scenario.name!r} fills the site with the bot's start-up sync, which "
@@ -236,10 +247,15 @@ def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite
     return ExternalSite(args.site_url.rstrip("/"), token, args.allow_existing)
 
 
-def _start_site(guild: SandboxGuild, db: Path, *, seed: bool) -> SiteProcess:
-    """The sandbox site as its own process, its database equal to the guild when `seed`."""
+def _start_site(guild: SandboxGuild, db: Path, scenario: Scenario) -> SiteProcess:
+    """The sandbox site as its own process, its database equal to the guild when the scenario
+    seeds it (the first `stale_users` members under an outdated name)."""
     store = SiteStore(str(db))
-    if seed:
-        store.seed(guild.expected_roles(), guild.expected_users())
+    if scenario.seed_site:
+        users = guild.expected_users()
+        for index, user in enumerate(users[: scenario.stale_users]):
+            users[index] = replace(user, name=f"stale{index}")
+        store.seed(guild.expected_roles(), users)
     store.close()
-    return start_site_process(db=str(db))
+    faults = FaultConfig(reject_writes=True) if scenario.reject_writes else None
+    return start_site_process(db=str(db), faults=faults)
