@@ -91,7 +91,9 @@ class Harness:
 
         def finished() -> list[str]:
             return [
-                t for t in self.log_texts() if t.startswith(FINAL_ICONS) and f"**{title}**" in t
+                t
+                for t in self.log_texts()
+                if t.startswith(FINAL_ICONS) and f"**{title}** — " in t  # not "**title**: error"
             ]
 
         await self.discord.wait_until(lambda: len(finished()) >= nth, within)

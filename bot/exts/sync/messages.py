@@ -61,9 +61,10 @@ def id_list(ids: Iterable[int], limit: int = 25) -> str:
 
 
 def site_message(body: object, limit: int = 300) -> str:
-    """The site's answer, cut short and fenced so it cannot format or ping."""
+    """The site's answer on one line (its error pages are HTML), cut short and fenced so it
+    cannot format or ping."""
     text = body if isinstance(body, str) else repr(body)
-    text = text.replace("`", "ˋ")
+    text = " ".join(text.split()).replace("`", "ˋ")
     if len(text) > limit:
         text = text[:limit] + "…"
     return f"`{text}`"
