@@ -431,6 +431,7 @@ class SyncCog(commands.Cog, name="Sync"):
         )
         if message is None:
             return False
+        view.message = message
         answer, who = await view.answer
         outcome = {
             GuardAnswer.APPLY: f"applied by {literal(who or '?')}",

@@ -8,6 +8,7 @@ configured threshold; a moderator's command is its own confirmation and never st
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -16,7 +17,12 @@ import discord
 
 from bot.engine import Plan
 from bot.exts.sync.checks import is_moderator
-from bot.exts.sync.messages import count, fit
+from bot.exts.sync.messages import count, fit, literal
+
+# Stable ids (discord.py would pick random ones) so logs, tests and scenarios can name the buttons.
+log = logging.getLogger(__name__)
+
+APPLY_ID, DETAILS_ID, CANCEL_ID = "sync-guard:apply", "sync-guard:details", "sync-guard:cancel"
 
 
 class GuardAnswer(Enum):
@@ -65,7 +71,7 @@ def describe_plan(plan: Plan) -> str:
         shown = "; ".join(
             f"{name}: {old!r} → {new!r}" for name, (old, new) in change.changes.items()
         )
-        lines.append(f"• {change.kind} `{change.user_id}` {discord.utils.escape_markdown(shown)}")
+        lines.append(f"• {change.kind} `{change.user_id}` {literal(shown)}")
     return fit("\n".join(lines))
 
 
@@ -81,6 +87,8 @@ class GuardView(discord.ui.View):
         super().__init__(timeout=timeout)
         self.moderator_role_ids = tuple(moderator_role_ids)
         self.details = details
+        self.message: discord.Message | None = None
+        """The question, set once posted, so a timeout can take its buttons away."""
         self.answer: asyncio.Future[tuple[GuardAnswer, str | None]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -100,21 +108,30 @@ class GuardView(discord.ui.View):
             self.answer.set_result((answer, who))
         self.stop()
 
-    @discord.ui.button(label="Apply", style=discord.ButtonStyle.danger)
+    @discord.ui.button(label="Apply", style=discord.ButtonStyle.danger, custom_id=APPLY_ID)
     async def apply(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
         await interaction.response.edit_message(view=None)
         self._decide(GuardAnswer.APPLY, str(interaction.user))
 
-    @discord.ui.button(label="Dry-run details", style=discord.ButtonStyle.secondary)
+    @discord.ui.button(
+        label="Dry-run details", style=discord.ButtonStyle.secondary, custom_id=DETAILS_ID
+    )
     async def show_details(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
         await interaction.response.send_message(
             fit(self.details()), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id=CANCEL_ID)
     async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
         await interaction.response.edit_message(view=None)
         self._decide(GuardAnswer.CANCEL, str(interaction.user))
 
     async def on_timeout(self) -> None:
+        """Cancel, and remove the buttons: nothing listens to them any more, so a click would
+        only show Discord's "This interaction failed"."""
+        if self.message is not None:
+            try:
+                await self.message.edit(view=None)
+            except discord.HTTPException:
+                log.warning("could not remove the buttons of an expired guard question")
         self._decide(GuardAnswer.TIMED_OUT, None)
