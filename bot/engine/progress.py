@@ -118,6 +118,27 @@ _LOG_LEVELS: dict[type, int] = {
 
 Subscriber = Callable[[ProgressEvent], Awaitable[None] | None]
 
+LOGGED_IDS = 5
+LOGGED_TEXT = 300
+
+
+def brief(event: ProgressEvent) -> str:
+    """The event for a log line: a few of its ids and the start of its error, not 1,000 ids and
+    a whole HTML page per chunk."""
+    parts = []
+    for name in event.__dataclass_fields__:
+        value = getattr(event, name)
+        if isinstance(value, tuple) and len(value) > LOGGED_IDS:
+            shown = ", ".join(map(str, value[:LOGGED_IDS]))
+            parts.append(f"{name}=({len(value)} ids: {shown}, …)")
+            continue
+        if isinstance(value, str) and len(value) > LOGGED_TEXT:
+            value = value[:LOGGED_TEXT] + "…"
+        elif value is None or value == "":
+            continue
+        parts.append(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}")
+    return f"{type(event).__name__}({', '.join(parts)})"
+
 
 class _Subscription:
     def __init__(self, callback: Subscriber) -> None:
@@ -174,7 +195,7 @@ class ProgressHub:
         return unsubscribe
 
     def publish(self, event: ProgressEvent) -> None:
-        log.log(_LOG_LEVELS.get(type(event), logging.DEBUG), "%s", event)
+        log.log(_LOG_LEVELS.get(type(event), logging.DEBUG), "%s", brief(event))
         for subscription in self._subscriptions:
             subscription.offer(event)
 

@@ -37,7 +37,9 @@ class Sandbox:
 
     def finished_runs(self, title: str) -> list[str]:
         """Final texts of the runs with this title (live messages that reached their end)."""
-        return [t for t in self.log_texts() if t.startswith(FINAL_ICONS) and f"**{title}**" in t]
+        # "— " follows the title only in a run's own message, not in its error messages.
+        heads = tuple(f"{icon} **{title}** — " for icon in FINAL_ICONS)
+        return [text for text in self.log_texts() if text.startswith(heads)]
 
     async def wait_for_summary(
         self, title: str, *, nth: int | None = None, within: float = 120.0

@@ -43,4 +43,6 @@ class SiteAPIError(Exception):
         if self.status is None:
             return f"{where}: no response ({self.reason or 'connection failed'})"
         detail = self.body if isinstance(self.body, str) else repr(self.body)
-        return f"{where}: HTTP {self.status}: {detail[:BODY_EXCERPT_CHARS]}"
+        detail = " ".join(detail.split())  # an HTML error page on one line
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"{where}: HTTP {self.status}{reason}: {detail[:BODY_EXCERPT_CHARS]}"

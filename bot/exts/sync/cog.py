@@ -173,7 +173,7 @@ class SyncCog(commands.Cog, name="Sync"):
                 f"interrupted after {count(run.done)}{planned} users: the bot stopped before it "
                 "finished. The start-up sync compares again and writes only what still differs."
             )
-            await self._close_orphan_message(run, f"⏹️ {story}")
+            await self._close_orphan_message(run, f"⏹️ Interrupted: {story}")
             await self.post(f"⚠️ {story}")
         self._resumes = interrupted[0].run_id if interrupted else None
         for change in changes:
@@ -305,15 +305,16 @@ class SyncCog(commands.Cog, name="Sync"):
             await self.engine.hub.idle()
             for stop in unsubscribe:
                 stop()
-            await reporter.close(report)
+            # Journal first: a process stopped right after the summary shows still counts it.
             change = await self.book.finish(
                 ticket,
                 journal_status(report.status, reporter.chunks_failed),
-                error=report.error or None,
+                error=report.error or reporter.last_error,
                 done=reporter.meter.done,
                 failed=report.failed,
                 planned=reporter.meter.planned or 0,
             )
+            await reporter.close(report)
             if change is not None:
                 await self._announce_breaker(change)
             await self._post_notices()

@@ -59,6 +59,7 @@ class RunReporter:
         self.chunks_failed = 0
         self.retries = 0
         self.errors_reported = 0
+        self.last_error: str | None = None
         self.scanning = True
         self.engine_report: RunFinished | None = None
         """The engine's own end of the run; a cancelled run's caller only knows it stopped."""
@@ -104,6 +105,7 @@ class RunReporter:
                 detail=event.message,
             )
         elif isinstance(event, ChunkFailed):
+            self.last_error = event.error
             await self.error(
                 f"{count(len(event.ids))} user(s) could not be written after every retry; "
                 "the next sync tries them again.",
