@@ -36,7 +36,7 @@ from bot.site import RetryPolicy, SiteAPIError, SiteClient
 log = logging.getLogger(__name__)
 
 STARTUP, EVENT, COMMAND = "startup", "event", "command"
-HEARTBEAT_S = 5.0
+HEARTBEAT_S = 1.0
 STARTING_WAIT_S = 3.0
 """How long a command waits for a starting run's message before answering without its link."""
 KINDS = ("roles", "users", "role-delete")
@@ -170,8 +170,9 @@ class SyncCog(commands.Cog, name="Sync"):
             planned = f" of {count(run.planned)}" if run.planned else ""
             story = (
                 f"**{TITLES.get(run.kind, run.kind)}** run `{run.run_id}` ({run.trigger}) was "
-                f"interrupted after {count(run.done)}{planned} users: the bot stopped before it "
-                "finished. The start-up sync compares again and writes only what still differs."
+                f"interrupted: the bot stopped before it finished ({count(run.done)}{planned} "
+                "users written at its last heartbeat). The start-up sync compares again and "
+                "writes only what still differs."
             )
             await self._close_orphan_message(run, f"⏹️ Interrupted: {story}")
             await self.post(f"⚠️ {story}")

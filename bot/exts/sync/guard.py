@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 APPLY_ID, DETAILS_ID, CANCEL_ID = "sync-guard:apply", "sync-guard:details", "sync-guard:cancel"
 
 
+MIN_GUARDED_USERS = 10
+MIN_GUARDED_ROLES = 2
+
+
 class GuardAnswer(Enum):
     APPLY = "apply"
     CANCEL = "cancel"
@@ -43,13 +47,15 @@ def judge(
     *, leaving: int, site_users: int, role_deletes: int, site_roles: int, left_share: float,
     role_share: float,
 ) -> GuardVerdict:  # fmt: skip
+    """Trip on a share above the limit, but never over a handful: one role deleted on Discord
+    out of five is a moderator's decision, not a sign that the bot sees the wrong guild."""
     reasons = []
-    if site_users and leaving / site_users > left_share:
+    if leaving >= MIN_GUARDED_USERS and leaving / site_users > left_share:
         reasons.append(
             f"mark {leaving:,} of {site_users:,} users as left ({leaving / site_users:.0%}, "
             f"limit {left_share:.0%})"
         )
-    if site_roles and role_deletes / site_roles > role_share:
+    if role_deletes >= MIN_GUARDED_ROLES and role_deletes / site_roles > role_share:
         reasons.append(
             f"delete {role_deletes:,} of {site_roles:,} roles ({role_deletes / site_roles:.0%}, "
             f"limit {role_share:.0%})"
