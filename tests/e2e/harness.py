@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -53,6 +54,21 @@ async def eventually(condition: Callable[[], bool], within: float = 30.0) -> Non
         await asyncio.sleep(0.05)
 
 
+class ErrorRecords(logging.Handler):
+    """ERROR records of the cog and of discord.py: a message Discord refused (too long, say)
+    or a command that raised shows up here and nowhere in the emulator's messages."""
+
+    WATCHED = ("bot.exts.sync", "discord")
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(self.WATCHED):
+            self.records.append(record)
+
+
 @dataclass
 class Harness:
     discord: LoopbackDiscord
@@ -60,6 +76,7 @@ class Harness:
     site: SandboxSite
     bot: commands.Bot
     client: SiteClient
+    errors: ErrorRecords
 
     @property
     def cog(self) -> SyncCog:
@@ -154,8 +171,11 @@ class Harness:
 
     def check_discord_rules(self) -> None:
         """What every test must leave true: only implemented Discord calls, every version of
-        every bot message under the limit, and no message allowed to ping anyone."""
+        every bot message under the limit, no message allowed to ping anyone, no error logged
+        by the cog or discord.py."""
         assert self.discord.unimplemented_calls == []
+        logged = [f"{r.name}: {r.getMessage()}" for r in self.errors.records]
+        assert logged == [], logged
         for message in self.bot_messages():
             for version in message.versions:
                 assert len(version.content) <= MESSAGE_LIMIT, version.content[:200]
@@ -194,10 +214,12 @@ async def running_bot(
         bot = build_bot(bot_settings, guild_ready_timeout=0.2)
         client = SiteClient(site.url, DEFAULT_TOKEN)
         runner: asyncio.Task[None] | None = None
+        errors = ErrorRecords()
+        logging.getLogger().addHandler(errors)
         try:
             await bot.load_extension(SYNC_EXTENSION)
             runner = asyncio.create_task(bot.start(discord.token))
-            harness = Harness(discord, guild, site, bot, client)
+            harness = Harness(discord, guild, site, bot, client, errors)
             cog = harness.cog
             waited = cog.startup_done if wait_for_startup else cog.ready
             await asyncio.wait_for(_unless_failed(waited.wait(), runner), 60)
@@ -209,6 +231,7 @@ async def running_bot(
                 await asyncio.gather(runner, return_exceptions=True)
             await client.close()
             undo()
+            logging.getLogger().removeHandler(errors)
 
 
 async def _unless_failed(waiting, runner: asyncio.Task[None]) -> None:
