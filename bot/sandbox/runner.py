@@ -33,7 +33,7 @@ from bot.sandbox.external_site import (
     site_stats,
 )
 from bot.sandbox.log_printer import LogPrinter
-from bot.sandbox.sandbox import Sandbox
+from bot.sandbox.sandbox import RETRY_LINE, Sandbox
 from bot.sandbox.scenarios import SCENARIOS, Scenario
 from bot.sandbox.site import DEFAULT_TOKEN, SiteStore
 from bot.sandbox.site.faults import FaultConfig
@@ -44,7 +44,8 @@ from bot.site.client import SiteClient
 DEFAULT_SCENARIO = "role-delete"
 TOKEN_ENV = "API_KEYS_SITE_API"
 DRY_RUN_COMMAND = "!sync users --dry-run"
-SANDBOX_SITE_ONLY = frozenset({"restart"})
+SECRET_SETTINGS = ("BOT_TOKEN", "API_KEYS_SITE_API", "BOT_SENTRY_DSN")
+SANDBOX_SITE_ONLY = frozenset({"restart", "flaky-site", "site-restart", "bad-site"})
 """Scenarios that read the sandbox site's counters to time their moves."""
 
 
@@ -82,7 +83,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         external = _external_site(args, scenario)
-        summary = asyncio.run(run(scenario, members, external))
+        summary = asyncio.run(run(scenario, members, external, seed=args.seed))
     except SiteRefused as refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> int:
 
 
 async def run(
-    scenario: Scenario, members: int, external: ExternalSite | None = None
+    scenario: Scenario, members: int, external: ExternalSite | None = None, *, seed: int = 0
 ) -> dict[str, Any]:
     started = time.monotonic()
     where = f"your site at {external.url}" if external else "a sandbox copy of the site"
@@ -130,7 +131,16 @@ async def run(
             environ["SYNC_STARTUP"] = str(startup_sync).lower()
             environ.update(scenario.settings)
             bot = BotProcess(environ, workdir)
-            sandbox = Sandbox(discord, guild, client, bot, members)
+            sandbox = Sandbox(
+                discord,
+                guild,
+                client,
+                bot,
+                members,
+                seed=seed,
+                site=site,
+                site_db=workdir / "site.sqlite3" if site else None,
+            )
             printer = LogPrinter(discord, guild.log_channel_id)
             printer.start()
             error = ""
@@ -161,33 +171,58 @@ async def run(
                 bot.stop()
                 await printer.stop()
             stats = await site_stats(client)
-            found = await mismatches(client, guild)
+            found = await mismatches(client, guild, sandbox.isolated)
             if isinstance(client, RehearsalClient):
                 found += client.existing_changes()
             await client.close()
-            if site is not None:
-                site.stop()
+            if sandbox.site is not None:
+                sandbox.site.stop()
+            leaked = _leaked_secrets(bot, discord, environ)
         for line in found[:20]:
             sandbox.say(f"mismatch: {line}")
         messages = discord.channel_messages(guild.log_channel_id)
+        unlisted = sorted(sandbox.isolated - sandbox.listed_user_ids())
         return {
             "scenario": scenario.name,
             "members": members,
             "site": "external" if external else "sandbox",
-            "consistent": not found and not error,
+            "consistent": not found and not error and not unlisted and not leaked,
             "mismatches": len(found),
+            "isolated": sorted(sandbox.isolated),
+            "isolated_unlisted": unlisted,
+            "secrets_leaked": leaked,
             "site_requests": _requests_between(stats_before, stats),
             "max_items_per_request": stats["largest_request_items"] if stats else None,
             "site_peak_rss_mib": round(stats["peak_rss_bytes"] / 2**20, 1) if stats else None,
             "log_messages": len(messages),
             "progress_edits": sum(len(m.versions) - 1 for m in messages),
-            "errors_reported": sum(1 for m in messages if m.versions[0].content.startswith("⚠️")),
+            "errors_reported": len(sandbox.error_texts()),
+            "retries_logged": sandbox.bot_log_count(RETRY_LINE),
             "bot_starts": bot.starts,
             "error": error or None,
             "seed_s": round(seed_s, 1),
             "scenario_s": scenario_s,
             "wall_s": round(time.monotonic() - started, 1),
+            **sandbox.facts,
         }
+
+
+def _leaked_secrets(bot: BotProcess, discord: LoopbackDiscord, environ: dict[str, str]) -> list[str]:
+    """The settings whose secret value shows in the bot's log or in any version of any message
+    the bot wrote on Discord (names only, never the values)."""
+    secrets = {name: environ.get(name, "") for name in SECRET_SETTINGS}
+    log_text = bot.log_path.read_text(errors="replace") if bot.log_path.exists() else ""
+    bot_id = discord.bot_user.id
+    texts = [log_text]
+    for guild in discord.world.guilds.values():
+        for channel in guild.messages.values():
+            texts.extend(
+                version.content
+                for message in channel.values()
+                if message.author.id == bot_id
+                for version in message.versions
+            )
+    return sorted(name for name, value in secrets.items() if value and any(value in t for t in texts))
 
 
 def _requests_between(before: dict[str, Any] | None, after: dict[str, Any] | None) -> int | None:
@@ -230,7 +265,7 @@ def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite
         if args.site_token or args.allow_existing:
             raise SiteRefused("--site-token and --allow-existing need --site-url")
         return None
-    token = args.site_token or os.environ.get(TOKEN_ENV, "")
+    token = args.site_token or os.environ.get("API_KEYS_SITE_API", "")
     if not token:
         raise SiteRefused(f"--site-url needs the site's token: --site-token or ${TOKEN_ENV}")
     if scenario.reject_writes or scenario.stale_users or scenario.name in SANDBOX_SITE_ONLY:

@@ -5,7 +5,7 @@ import re
 from bot.config import FIELDS
 from tests.deploy.deploy_files import ROOT, compose_variables
 
-GUIDE = ROOT / "docs" / "operator-guide.md"
+GUIDE = ROOT / "README.md"
 ROW = re.compile(r"^\| `([A-Z0-9_]+)` \| (?:`([^`]*)`|\(empty\)) \| (.+) \|$")
 
 
