@@ -92,8 +92,14 @@ def main(argv: list[str]) -> int:
 
 
 async def run(
-    scenario: Scenario, members: int, external: ExternalSite | None = None, *, seed: int = 0
+    scenario: Scenario,
+    members: int,
+    external: ExternalSite | None = None,
+    *,
+    seed: int = 0,
+    settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Play `scenario`; `settings` override the bot's (tests use small chunks and pages)."""
     started = time.monotonic()
     where = f"your site at {external.url}" if external else "a sandbox copy of the site"
     print(
@@ -109,7 +115,7 @@ async def run(
             site: SiteProcess | None = None
             setup_started = time.monotonic()
             if external is None:
-                site = _start_site(guild, workdir / "site.sqlite3", scenario)
+                site = _start_site(guild, workdir / "site.sqlite3", scenario, seed)
                 client: SiteClient = SiteClient(site.url, DEFAULT_TOKEN)
                 site_url, site_token = site.url, DEFAULT_TOKEN
             else:
@@ -130,6 +136,7 @@ async def run(
             )
             environ["SYNC_STARTUP"] = str(startup_sync).lower()
             environ.update(scenario.settings)
+            environ.update(settings or {})
             bot = BotProcess(environ, workdir)
             sandbox = Sandbox(
                 discord,
@@ -207,7 +214,9 @@ async def run(
         }
 
 
-def _leaked_secrets(bot: BotProcess, discord: LoopbackDiscord, environ: dict[str, str]) -> list[str]:
+def _leaked_secrets(
+    bot: BotProcess, discord: LoopbackDiscord, environ: dict[str, str]
+) -> list[str]:
     """The settings whose secret value shows in the bot's log or in any version of any message
     the bot wrote on Discord (names only, never the values)."""
     secrets = {name: environ.get(name, "") for name in SECRET_SETTINGS}
@@ -222,7 +231,9 @@ def _leaked_secrets(bot: BotProcess, discord: LoopbackDiscord, environ: dict[str
                 if message.author.id == bot_id
                 for version in message.versions
             )
-    return sorted(name for name, value in secrets.items() if value and any(value in t for t in texts))
+    return sorted(
+        name for name, value in secrets.items() if value and any(value in t for t in texts)
+    )
 
 
 def _requests_between(before: dict[str, Any] | None, after: dict[str, Any] | None) -> int | None:
@@ -268,7 +279,8 @@ def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite
     token = args.site_token or os.environ.get("API_KEYS_SITE_API", "")
     if not token:
         raise SiteRefused(f"--site-url needs the site's token: --site-token or ${TOKEN_ENV}")
-    if scenario.reject_writes or scenario.stale_users or scenario.name in SANDBOX_SITE_ONLY:
+    sandbox_only = scenario.reject_writes or scenario.site_faults or scenario.stale_users
+    if sandbox_only or scenario.name in SANDBOX_SITE_ONLY:
         raise SiteRefused(
             f"scenario {scenario.name!r} needs the sandbox site (it breaks or inspects the site "
             "through the sandbox's private controls); rehearse role-delete, mass-join or "
@@ -282,7 +294,7 @@ def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite
     return ExternalSite(args.site_url.rstrip("/"), token, args.allow_existing)
 
 
-def _start_site(guild: SandboxGuild, db: Path, scenario: Scenario) -> SiteProcess:
+def _start_site(guild: SandboxGuild, db: Path, scenario: Scenario, seed: int) -> SiteProcess:
     """The sandbox site as its own process, its database equal to the guild when the scenario
     seeds it (the first `stale_users` members under an outdated name)."""
     store = SiteStore(str(db))
@@ -292,5 +304,5 @@ def _start_site(guild: SandboxGuild, db: Path, scenario: Scenario) -> SiteProces
             users[index] = replace(user, name=f"stale{index}")
         store.seed(guild.expected_roles(), users)
     store.close()
-    faults = FaultConfig(reject_writes=True) if scenario.reject_writes else None
+    faults = FaultConfig(reject_writes=scenario.reject_writes, seed=seed, **scenario.site_faults)
     return start_site_process(db=str(db), faults=faults)

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from bot.sandbox.bot_process import BotProcess
 from bot.sandbox.discord import LoopbackDiscord
+from bot.sandbox.site.process import SiteProcess, start_site_process
 from bot.sandbox.world import SandboxGuild, mismatches
 from bot.site.client import SiteClient
 
 FINAL_ICONS = ("✅", "⚠️", "⏹️", "❌")
+LISTED_IDS = re.compile(r"^User ids: ([\d, ]+)", re.MULTILINE)
+RETRY_LINE = "retrying in"
+"""What the site client logs before each retry (bot.site.client)."""
 
 
 @dataclass
@@ -26,6 +33,16 @@ class Sandbox:
     members: int
     out: TextIO = sys.stdout
     started: float = field(default_factory=time.monotonic)
+    seed: int = 0
+    """`--seed`: scenarios that draw faults or events at random use it."""
+    site: SiteProcess | None = None
+    """The sandbox site's process (None against an operator's site)."""
+    site_db: Path | None = None
+    isolated: set[int] = field(default_factory=set)
+    """Users whose records the site's contract cannot store: left out of the final check, and
+    the bot must list each of them in the log channel."""
+    facts: dict[str, Any] = field(default_factory=dict)
+    """What a scenario measured, added to the summary line."""
 
     def say(self, text: str) -> None:
         """A narrator's line in the terminal, apart from the log channel's."""
@@ -55,10 +72,42 @@ class Sandbox:
             await asyncio.sleep(0.2)
         return self.finished_runs(title)[wanted - 1]
 
+    def error_texts(self) -> list[str]:
+        """The log channel's error messages (their first version starts with ⚠️)."""
+        messages = self.discord.channel_messages(self.guild.log_channel_id)
+        return [m.content for m in messages if m.versions[0].content.startswith("⚠️")]
+
+    def listed_user_ids(self) -> set[int]:
+        """Every user id the log channel's error messages list (ids past the 25 shown are not)."""
+        return {
+            int(user_id)
+            for text in self.error_texts()
+            for line in LISTED_IDS.findall(text)
+            for user_id in line.split(", ")
+            if user_id.strip().isdigit()
+        }
+
+    def bot_log_count(self, text: str) -> int:
+        """How often the bot's log (every start) contains `text`."""
+        if not self.bot.log_path.exists():
+            return 0
+        return self.bot.log_path.read_text(errors="replace").count(text)
+
+    async def restart_site(self, down_for: float) -> None:
+        """Kill the sandbox site (SIGKILL, as a crash would) and start it again `down_for`
+        seconds later on the same port with the same database, as a supervisor would."""
+        if self.site is None or self.site_db is None:
+            raise RuntimeError("only the sandbox site can be restarted")
+        port = urlsplit(self.site.url).port or 0
+        self.site.kill()
+        self.site.stop()  # closes its pipe; the process is already gone
+        await asyncio.sleep(down_for)
+        self.site = await asyncio.to_thread(start_site_process, db=str(self.site_db), port=port)
+
     async def wait_until_site_matches(self, within: float | None = None) -> None:
         """For event-driven changes that have no run message: poll until the site agrees."""
         deadline = time.monotonic() + (within or self.run_timeout())
-        while await mismatches(self.client, self.guild):
+        while await mismatches(self.client, self.guild, self.isolated):
             if time.monotonic() > deadline:
                 return  # the runner's final check reports what still differs
             await asyncio.sleep(1.0)

@@ -32,6 +32,9 @@ from bot.exts.sync.messages import count, duration, eta, fit, id_list, progress_
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
+OUTAGE_NOTE_S = 2.0
+"""A stretch of retries without a written chunk at least this long is named in the run's
+message as one outage (a restarting site), instead of one error per chunk that rode it out."""
 ErrorTracker = Callable[[str, dict[str, str]], str | None]
 """Records an error elsewhere (Sentry) and returns its event id, or None."""
 
@@ -58,6 +61,9 @@ class RunReporter:
         self.chunks_ok = 0
         self.chunks_failed = 0
         self.retries = 0
+        self.outages: list[float] = []
+        """Seconds of each outage the run rode out (retries until a chunk was written)."""
+        self._failing_since: float | None = None
         self.errors_reported = 0
         self.last_error: str | None = None
         self.scanning = True
@@ -93,10 +99,13 @@ class RunReporter:
         elif isinstance(event, ChunkDone):
             if event.ok:
                 self.chunks_ok += 1
+                self._recovered()
             else:
                 self.chunks_failed += 1
         elif isinstance(event, Retrying):
             self.retries += 1
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
         elif isinstance(event, BadRecords):
             await self.error(
                 f"The site rejected {count(len(event.ids))} user(s) (HTTP {event.status}); "
@@ -113,6 +122,27 @@ class RunReporter:
                 detail=event.error,
             )
         self._dirty.set()
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            span = time.monotonic() - self._failing_since
+            if span >= OUTAGE_NOTE_S:
+                self.outages.append(span)
+            self._failing_since = None
+
+    def _outage_note(self) -> str | None:
+        if self._failing_since is not None:
+            span = time.monotonic() - self._failing_since
+            if span >= OUTAGE_NOTE_S:
+                return f"site failing for {duration(span)}, retrying"
+        if not self.outages:
+            return None
+        if len(self.outages) == 1:
+            return f"site failed for {duration(self.outages[0])}, then recovered"
+        return (
+            f"site failed {count(len(self.outages))} times (longest "
+            f"{duration(max(self.outages))}), then recovered"
+        )
 
     async def error(self, what: str, *, ids: tuple[int, ...] = (), detail: object = "") -> None:
         """Post one error as its own message (with the Sentry event id when Sentry is on)."""
@@ -155,6 +185,9 @@ class RunReporter:
         notes = []
         if self.retries:
             notes.append(f"{count(self.retries)} retries")
+        outage = self._outage_note()
+        if outage is not None:
+            notes.append(outage)
         if self.chunks_failed:
             notes.append(f"{count(self.chunks_failed)} failed requests")
         if self.errors_reported:

@@ -8,6 +8,11 @@ checks the site against the guild. Adding one is adding a module here and import
 from bot.sandbox.scenarios.registry import SCENARIOS, Scenario, scenario
 
 # Each import registers its scenarios.
-from bot.sandbox.scenarios import members, restarts, role_delete  # noqa: F401  # isort: skip
+from bot.sandbox.scenarios import (  # noqa: F401  # isort: skip
+    members,
+    restarts,
+    role_delete,
+    site_faults,
+)
 
 __all__ = ["SCENARIOS", "Scenario", "scenario"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.sandbox.sandbox import Sandbox
@@ -26,6 +26,8 @@ class Scenario:
     """Whether the sandbox site starts refusing every write (a site that is down for writes)."""
     settings: dict[str, str] = field(default_factory=dict)
     """Extra bot settings for this scenario."""
+    site_faults: dict[str, Any] = field(default_factory=dict)
+    """Fault settings the sandbox site starts with (see FaultConfig; seeded by `--seed`)."""
 
 
 SCENARIOS: dict[str, Scenario] = {}
@@ -40,6 +42,7 @@ def scenario(
     stale_users: int = 0,
     reject_writes: bool = False,
     settings: dict[str, str] | None = None,
+    site_faults: dict[str, Any] | None = None,
 ) -> Callable[[Play], Play]:
     def register(play: Play) -> Play:
         SCENARIOS[name] = Scenario(
@@ -51,6 +54,7 @@ def scenario(
             stale_users,
             reject_writes,
             dict(settings or {}),
+            dict(site_faults or {}),
         )
         return play
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,7 +40,7 @@ from aiohttp import web
 
 from bot.sandbox.site import roles, users
 from bot.sandbox.site.context import SITE_STATE, SiteState, read_json, site_state
-from bot.sandbox.site.faults import Fault
+from bot.sandbox.site.faults import Fault, Malformed
 from bot.sandbox.site.responses import (
     Answer,
     SiteCrash,
@@ -56,6 +57,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_PREFIX = "/api"
 _FAULTABLE_PREFIX = f"{API_PREFIX}/bot/"
 _CONTROL_PREFIX = f"{API_PREFIX}/_sandbox/"
+_USER_PAGES = f"{API_PREFIX}/bot/users"
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Request bodies far above the bot's chunks must still arrive: they are what a test of the
 # "80,000 users in one request" outage sends.
@@ -208,10 +210,37 @@ async def _site_middleware(request: web.Request, handler: Handler) -> web.Stream
     if fault is Fault.SLOW:
         await asyncio.sleep(state.faults.config.slow_delay)
     response = await _handle(request, handler)
+    if template == _USER_PAGES and request.method == "GET" and response.status == 200:
+        response = _maybe_malformed(request, response)
     if fault is Fault.DROP and request.transport is not None:
         # The request was applied; its answer is lost, as when a proxy or the network fails.
         request.transport.close()
     return response
+
+
+def _maybe_malformed(request: web.Request, page: web.StreamResponse) -> web.StreamResponse:
+    """The user page broken the way `malformed_pages` says (the data itself is untouched)."""
+    state = site_state(request)
+    try:
+        number = int(request.query.get("page", "1"))
+    except ValueError:
+        return page
+    kind = state.faults.malformed_page(number)
+    if kind is None or not isinstance(page, web.Response) or page.body is None:
+        return page
+    state.stats.record_fault(Fault.MALFORMED_PAGE.value)
+    if kind is Malformed.HTML_500:
+        return server_error_page()
+    body = bytes(page.body)  # type: ignore[arg-type]
+    if kind is Malformed.INVALID_JSON:
+        return web.Response(body=body[: len(body) // 2], content_type="application/json")
+    data = json.loads(body)
+    for user in data["results"]:
+        if kind is Malformed.WRONG_TYPES:
+            user["id"], user["roles"], user["in_guild"] = str(user["id"]), "none", "maybe"
+        else:
+            del user["name"], user["in_guild"]
+    return json_response(data)
 
 
 def create_app(state: SiteState) -> web.Application:

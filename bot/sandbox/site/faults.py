@@ -19,6 +19,17 @@ class Fault(enum.Enum):
     SLOW = "slow"
     DROP = "drop"
     REJECTED_WRITE = "reject_write"
+    MALFORMED_PAGE = "malformed_page"
+
+
+class Malformed(enum.Enum):
+    """How a user page (`GET bot/users`) comes back broken when `malformed_pages` is set: what
+    a misconfigured proxy, a half-deployed site or a schema change would send."""
+
+    HTML_500 = "html_500"
+    INVALID_JSON = "invalid_json"
+    WRONG_TYPES = "wrong_types"
+    MISSING_FIELDS = "missing_fields"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +38,9 @@ class FaultConfig:
 
     `drop` closes the connection without an answer after the request was applied, so the client
     cannot tell whether its write landed. `reject_writes` answers every write with a 500 (a site
-    that is down for writes), whatever the probabilities say.
+    that is down for writes), whatever the probabilities say. `malformed_pages` (a `Malformed`
+    value, "" for none) breaks every user page from page `malformed_from_page` on, whatever the
+    probabilities say.
     """
 
     error_500: float = 0.0
@@ -38,6 +51,8 @@ class FaultConfig:
     drop: float = 0.0
     write_only: bool = False
     reject_writes: bool = False
+    malformed_pages: str = ""
+    malformed_from_page: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -48,6 +63,11 @@ class FaultConfig:
             raise ValueError("fault probabilities must add up to at most 1")
         if self.retry_after < 0 or self.slow_delay < 0:
             raise ValueError("retry_after and slow_delay must not be negative")
+        if self.malformed_pages and self.malformed_pages not in {m.value for m in Malformed}:
+            kinds = ", ".join(m.value for m in Malformed)
+            raise ValueError(f"malformed_pages must be one of: {kinds} (or empty)")
+        if self.malformed_from_page < 1:
+            raise ValueError("malformed_from_page must be at least 1")
 
     def updated(self, changes: dict[str, Any]) -> FaultConfig:
         """A copy with `changes` (JSON from the control endpoint) applied; ValueError if invalid."""
@@ -60,6 +80,8 @@ class FaultConfig:
             expected = types[name]
             if expected == "bool" and not isinstance(value, bool):
                 raise ValueError(f"{name} must be a boolean")
+            if expected == "str" and not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
             if expected == "int" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"{name} must be an integer")
             if expected == "float":
@@ -87,6 +109,13 @@ class Faults:
         self.config = config
         if reseed:
             self._rng = random.Random(config.seed)
+
+    def malformed_page(self, page: int) -> Malformed | None:
+        """How to break user page `page` (1-based), or None to answer it as it is."""
+        config = self.config
+        if not config.malformed_pages or page < config.malformed_from_page:
+            return None
+        return Malformed(config.malformed_pages)
 
     def decide(self, *, is_write: bool) -> Fault | None:
         config = self.config
