@@ -189,6 +189,8 @@ FIELDS: tuple[Field, ...] = (
     Field("SYNC_STARTUP", "startup_sync", _bool, "true", "Run a roles-then-users sync at start-up"),
     Field("SYNC_CHUNKING_TIMEOUT", "chunking_timeout", _float_between(1, 3600), "300",
           "Seconds to wait for the guild's member list before giving up on the start-up sync"),
+    Field("SYNC_PROGRESS_INTERVAL", "progress_interval", _float_between(1, 300), "5",
+          "Seconds between edits of a run's live message (Discord allows 5 per 5 s)"),
     Field("SYNC_GUARD_LEFT_SHARE", "guard_left_share", _float_between(0, 1), "0.10",
           "An automatic run marking more than this share of users as left asks a moderator first"),
     Field("SYNC_GUARD_ROLE_DELETE_SHARE", "guard_role_delete_share", _float_between(0, 1), "0.10",
@@ -225,6 +227,7 @@ class Settings:
     state_url: str
     startup_sync: bool
     chunking_timeout: float
+    progress_interval: float
     guard_left_share: float
     guard_role_delete_share: float
     guard_timeout: float

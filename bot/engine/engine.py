@@ -28,7 +28,7 @@ from bot.engine.run import Run
 from bot.engine.sender import AdaptiveWindow, ChunkSender, current_chunk
 from bot.site.client import SiteClient
 from bot.site.errors import SiteAPIError
-from bot.site.records import USER_FIELDS
+from bot.site.records import USER_FIELDS, Role
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,25 @@ class SyncEngine:
             if role_diff.deleted:
                 await self._strip_and_delete(run, frozenset(role_diff.deleted))
         return run.report
+
+    async def write_role(self, role_id: int) -> Role | None:
+        """Create or update one role from a gateway event, at once and outside any run.
+
+        A role event must reach the site before the member updates that name the role (they are
+        sent after the queue's linger), so it does not wait behind a long run: one idempotent
+        request, its current value read from the guild. Returns what was written, or None if
+        the guild no longer has the role (its deletion follows as a run of its own).
+        """
+        role = next((r for r in self.guild.roles() if r.id == role_id), None)
+        if role is None:
+            return None
+        try:
+            await self.client.update_role(role)
+        except SiteAPIError as error:
+            if error.status != 404:
+                raise
+            await self.client.create_role(role)
+        return role
 
     async def delete_role(
         self, role_id: int, trigger: str = "role deleted", run_id: str | None = None

@@ -208,6 +208,8 @@ async def running_bot(
             site_token=DEFAULT_TOKEN,
             state_url=f"sqlite:///{tmp_path / 'state.sqlite3'}",
         )
+        # Most tests need not wait out Discord's pace; the live-edit test sets it back to 5 s.
+        environ["SYNC_PROGRESS_INTERVAL"] = "1"
         environ.update(settings or {})
         bot_settings = load_settings(environ, env_file=None)
         undo = point_discord_py_at(discord.api_url, discord.gateway_url)

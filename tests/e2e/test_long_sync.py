@@ -24,7 +24,7 @@ async def test_live_message_and_member_updates_during_a_long_sync(tmp_path):
         seed_site=False,
         prepare=stale_site(),
         faults=slow_writes,
-        settings=NO_STARTUP | {"SYNC_MAX_IN_FLIGHT": "1"},
+        settings=NO_STARTUP | {"SYNC_MAX_IN_FLIGHT": "1", "SYNC_PROGRESS_INTERVAL": "5"},
     ) as h:
         member_ids = sorted(h.guild.state.members)
         early, late = member_ids[10], member_ids[-10]

@@ -24,7 +24,7 @@ from bot.engine.progress import BadRecords, ChunkFailed, ProgressEvent, RunFinis
 from bot.engine.roles import diff_roles
 from bot.exts.sync.bookkeeping import LEASE_TTL_S, Refusal, RunBook, Ticket, journal_status
 from bot.exts.sync.checks import is_moderator
-from bot.exts.sync.discord_guild import DiscordGuildState, member_record
+from bot.exts.sync.discord_guild import DiscordGuildState, member_record, role_record
 from bot.exts.sync.guard import GuardAnswer, GuardView, describe_plan, judge
 from bot.exts.sync.messages import count, fit, literal, site_message
 from bot.exts.sync.reporter import NO_PINGS, RunReporter, summary
@@ -77,6 +77,7 @@ class SyncCog(commands.Cog, name="Sync"):
         self._locks = {name: asyncio.Lock() for name in set(LOCK_OF_KIND.values())}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
+        self._role_writes = asyncio.Lock()
         self.book = RunBook(None, threshold=settings.breaker_threshold, unavailable="not open yet")
         self._resumes: str | None = None
 
@@ -247,65 +248,12 @@ class SyncCog(commands.Cog, name="Sync"):
         of the same kind (here or, until its lease expires, in a dead process). A command is
         refused while one runs (the caller checks `running` first)."""
         assert self.engine is not None
-        automatic = trigger != COMMAND
         async with self._locks[LOCK_OF_KIND[kind]]:
-            if not dry_run:
-                refusal = await self.book.admit(kind, automatic=automatic)
-                if refusal is not None:
-                    log.warning("automatic %s run not started: %s", kind, refusal.reason)
-                    return None
-                if automatic and not await self._guard_allows(kind):
-                    return None
-            actor_name = f"{actor} ({actor.id})" if actor is not None else None
-            ticket = await self.book.begin(
-                kind,
-                LOCK_OF_KIND[kind],
-                trigger=trigger,
-                actor=actor_name,
-                detail=detail,
-                wait_for_lock=LEASE_TTL_S + 5 if automatic else 0.0,
-            )
-            if isinstance(ticket, Refusal):
-                if ctx is not None:
-                    await ctx.reply(f"Not started: {ticket.reason}.", allowed_mentions=NO_PINGS)
-                else:
-                    await self.post(f"⚠️ {TITLES[kind]} ({trigger}) not started: {ticket.reason}.")
+            started = await self._begin(kind, trigger, actor, dry_run, role, ctx, detail)
+            if started is None:
                 return None
-            run_id = ticket.run.run_id
-            reporter = RunReporter(
-                self.log_channel or _NullChannel(),
-                title=TITLES[kind],
-                headline=self._headline(kind, trigger, actor, role, dry_run, detail),
-                run_id=run_id,
-                track_error=track_error,
-            )
-            message = await reporter.open()
-            if message is not None:
-                await self.book.note_message(ticket, message.id)
-            if ctx is not None:
-                await ctx.reply(
-                    f"Started; follow it here: {reporter.jump_url}", allowed_mentions=NO_PINGS
-                )
-            unsubscribe = [self.engine.subscribe(reporter.feed)]
-            if sentry_on():
-                unsubscribe.append(self.engine.subscribe(RunTrace(run_id, kind, trigger).feed))
-            task = asyncio.create_task(self._engine_run(kind, run_id, trigger, dry_run, role))
-            self.active[run_id] = ActiveRun(run_id, kind, trigger, actor_name, reporter, task)
-            heartbeat = asyncio.create_task(self._heartbeat(ticket, reporter))
-            try:
-                report = await asyncio.shield(task)
-            except asyncio.CancelledError:
-                task.cancel()
-                report = await _finished_or_cancelled(task, run_id, kind, trigger)
-            except Exception as error:  # a bug or an unreadable site: report, never crash
-                log.exception("sync run %s failed", run_id)
-                report = RunFinished(run_id, kind, trigger, "failed", error=_describe(error))
-            finally:
-                del self.active[run_id]
-                heartbeat.cancel()
-            await self.engine.hub.idle()
-            for stop in unsubscribe:
-                stop()
+            ticket, reporter = started
+            report = await self._execute(kind, trigger, dry_run, role, ticket, reporter, actor)
             # Journal first: a process stopped right after the summary shows still counts it.
             change = await self.book.finish(
                 ticket,
@@ -315,12 +263,99 @@ class SyncCog(commands.Cog, name="Sync"):
                 failed=report.failed,
                 planned=reporter.meter.planned or 0,
             )
-            await reporter.close(report)
-            if change is not None:
-                await self._announce_breaker(change)
-            await self._post_notices()
-            self.history.appendleft(report)
-            return report
+        # Outside the lock: the next run of this kind need not wait for this summary's edit.
+        await reporter.close(report)
+        if change is not None:
+            await self._announce_breaker(change)
+        await self._post_notices()
+        self.history.appendleft(report)
+        return report
+
+    async def _begin(
+        self,
+        kind: str,
+        trigger: str,
+        actor: discord.abc.User | None,
+        dry_run: bool,
+        role: discord.Role | None,
+        ctx: commands.Context | None,
+        detail: dict[str, str] | None,
+    ) -> tuple[Ticket, RunReporter] | None:
+        """Breaker, guard and lease say yes: the run is journalled and its live message posted."""
+        automatic = trigger != COMMAND
+        if not dry_run:
+            refusal = await self.book.admit(kind, automatic=automatic)
+            if refusal is not None:
+                log.warning("automatic %s run not started: %s", kind, refusal.reason)
+                return None
+            if automatic and not await self._guard_allows(kind):
+                return None
+        ticket = await self.book.begin(
+            kind,
+            LOCK_OF_KIND[kind],
+            trigger=trigger,
+            actor=f"{actor} ({actor.id})" if actor is not None else None,
+            detail=detail,
+            wait_for_lock=LEASE_TTL_S + 5 if automatic else 0.0,
+        )
+        if isinstance(ticket, Refusal):
+            if ctx is not None:
+                await ctx.reply(f"Not started: {ticket.reason}.", allowed_mentions=NO_PINGS)
+            else:
+                await self.post(f"⚠️ {TITLES[kind]} ({trigger}) not started: {ticket.reason}.")
+            return None
+        reporter = RunReporter(
+            self.log_channel or _NullChannel(),
+            title=TITLES[kind],
+            headline=self._headline(kind, trigger, actor, role, dry_run, detail),
+            run_id=ticket.run.run_id,
+            min_edit_interval=self.settings.progress_interval,
+            track_error=track_error,
+        )
+        message = await reporter.open()
+        if message is not None:
+            await self.book.note_message(ticket, message.id)
+        if ctx is not None:
+            await ctx.reply(
+                f"Started; follow it here: {reporter.jump_url}", allowed_mentions=NO_PINGS
+            )
+        return ticket, reporter
+
+    async def _execute(
+        self,
+        kind: str,
+        trigger: str,
+        dry_run: bool,
+        role: discord.Role | None,
+        ticket: Ticket,
+        reporter: RunReporter,
+        actor: discord.abc.User | None,
+    ) -> RunFinished:
+        """The engine's run, followed live; a crash or a cancel still ends in a report."""
+        assert self.engine is not None
+        run_id = ticket.run.run_id
+        unsubscribe = [self.engine.subscribe(reporter.feed)]
+        if sentry_on():
+            unsubscribe.append(self.engine.subscribe(RunTrace(run_id, kind, trigger).feed))
+        task = asyncio.create_task(self._engine_run(kind, run_id, trigger, dry_run, role))
+        actor_name = str(actor) if actor is not None else None
+        self.active[run_id] = ActiveRun(run_id, kind, trigger, actor_name, reporter, task)
+        heartbeat = asyncio.create_task(self._heartbeat(ticket, reporter))
+        try:
+            report = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            report = await _finished_or_cancelled(task, run_id, kind, trigger)
+        except Exception as error:  # a bug or an unreadable site: report, never crash
+            log.exception("sync run %s failed", run_id)
+            report = RunFinished(run_id, kind, trigger, "failed", error=_describe(error))
+        finally:
+            del self.active[run_id]
+            heartbeat.cancel()
+        await self.engine.hub.idle()
+        for stop in unsubscribe:
+            stop()
+        return report
 
     def _headline(
         self,
@@ -464,12 +499,32 @@ class SyncCog(commands.Cog, name="Sync"):
     @commands.Cog.listener()
     async def on_guild_role_create(self, role: discord.Role) -> None:
         if self._ours(role.guild):
-            self._spawn(self.run("roles", trigger=EVENT), "sync-role-create")
+            self._spawn(self._write_role(role, "created"), "sync-role-create")
 
     @commands.Cog.listener()
     async def on_guild_role_update(self, before: discord.Role, after: discord.Role) -> None:
-        if self._ours(after.guild):
-            self._spawn(self.run("roles", trigger=EVENT), "sync-role-update")
+        if self._ours(after.guild) and role_record(before) != role_record(after):
+            self._spawn(self._write_role(after, "updated"), "sync-role-update")
+
+    async def _write_role(self, role: discord.Role, what: str) -> None:
+        """One role event, written at once (see `SyncEngine.write_role`); one write at a time,
+        so a create and the update right behind it cannot race each other."""
+        assert self.engine is not None
+        async with self._role_writes:
+            try:
+                written = await self.engine.write_role(role.id)
+            except SiteAPIError as error:
+                event_id = track_error(f"role {what}: {error.summary()}", {"role": str(role.id)})
+                sentry = f"\nSentry event: `{event_id}`" if event_id else ""
+                await self.post(
+                    f"⚠️ **Role {what}** on Discord: {literal(role.name)} (`{role.id}`) could not "
+                    f"be written to the site (HTTP {error.status or 'no response'}). Site said: "
+                    f"{site_message(error.body or error.reason)}. `{self.settings.prefix}sync "
+                    f"roles` writes it again.{sentry}"
+                )
+                return
+        if written is not None:
+            log.info("role %s (%s) %s on the site", written.name, written.id, what)
 
     @commands.Cog.listener()
     async def on_guild_role_delete(self, role: discord.Role) -> None:

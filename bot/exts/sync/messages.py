@@ -6,18 +6,24 @@ Names come from users and can hold markdown, mentions and `@everyone`; every nam
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import arrow
 import discord
 
 MESSAGE_LIMIT = 2000
+_SHORT_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
 BAR_WIDTH = 20
 
 
 def literal(text: str) -> str:
-    """A user-provided name rendered as plain text: no markdown, no mentions."""
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    """A user-provided name rendered as plain text: no markdown, no mentions.
+
+    discord.py escapes only mentions of 17-20 digit ids; Discord still renders `<@&1>` or
+    `<#5>` as a (deleted) role or channel instead of the characters, so those are broken too."""
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    return _SHORT_MENTION.sub(lambda m: f"<{m[1]}\u200b{m[2]}>", escaped)
 
 
 def fit(text: str, limit: int = MESSAGE_LIMIT) -> str:
