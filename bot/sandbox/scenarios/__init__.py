@@ -9,10 +9,12 @@ from bot.sandbox.scenarios.registry import SCENARIOS, Scenario, scenario
 
 # Each import registers its scenarios.
 from bot.sandbox.scenarios import (  # noqa: F401  # isort: skip
+    hostile,
     members,
     restarts,
     role_delete,
     site_faults,
+    storms,
 )
 
 __all__ = ["SCENARIOS", "Scenario", "scenario"]

@@ -1,0 +1,102 @@
+"""Discord misbehaves: the gateway drops mid-sync, or members change faster than anyone types."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+from bot.sandbox.sandbox import Sandbox
+from bot.sandbox.scenarios.registry import scenario
+from bot.sandbox.world import DEVELOPERS, HELPERS
+
+DROP_EVENTS = 300
+STORM_UPDATES = 50_000
+STORM_SECONDS = 10.0
+STORM_BATCHES = 100
+
+
+def _expect(condition: bool, failure: str) -> None:
+    if not condition:
+        raise RuntimeError(failure)
+
+
+def _ordinary_ids(sandbox: Sandbox) -> list[int]:
+    protected = sandbox.guild.protected_ids()
+    return [m for m in sandbox.guild.state.members if m not in protected]
+
+
+async def _delete_developers_and_wait_for_a_quarter(sandbox: Sandbox) -> None:
+    holders = sandbox.members - 2
+    sandbox.discord.delete_role(sandbox.guild.id, sandbox.guild.role_id(DEVELOPERS))
+    await sandbox.wait_for_site(
+        lambda stats: stats["bulk_patch_items"] >= holders // 4, within=sandbox.run_timeout()
+    )
+
+
+@scenario(
+    "gateway-drop",
+    f"the gateway connection drops a quarter into a role deletion; {DROP_EVENTS} member "
+    "events happen while the bot is away and reach the site after it resumes",
+    default_members=20_000,
+)
+async def gateway_drop(sandbox: Sandbox) -> None:
+    guild, discord = sandbox.guild, sandbox.discord
+    resumes = discord.gateway_stats.resumes
+    sandbox.say(f"Deleting {DEVELOPERS}; the gateway drops a quarter of the way through.")
+    await _delete_developers_and_wait_for_a_quarter(sandbox)
+    dropped = discord.drop_gateway()
+    helpers = guild.role_id(HELPERS)
+    ids = _ordinary_ids(sandbox)[:DROP_EVENTS]
+    sandbox.say(f"Dropped {dropped} gateway connection(s); {DROP_EVENTS} members change meanwhile.")
+    for n, user_id in enumerate(ids):
+        if n % 3 == 0:
+            discord.remove_member(guild.id, user_id)
+        elif n % 3 == 1:
+            discord.update_member(guild.id, user_id, nick=f"while away {n}")
+        else:
+            discord.update_member(guild.id, user_id, roles=[helpers])
+    discord.add_member(guild.id, "joined.while.away")
+    await discord.wait_until(lambda: discord.gateway_stats.resumes > resumes, within=60.0)
+    sandbox.facts["gateway_resumes"] = discord.gateway_stats.resumes - resumes
+    summary = await sandbox.wait_for_summary("Role deletion", within=sandbox.run_timeout())
+    _expect(summary.startswith("✅"), f"the role deletion did not finish: {summary!r}")
+    await sandbox.wait_until_site_matches()
+
+
+@scenario(
+    "event-storm",
+    f"{STORM_UPDATES:,} member updates in {STORM_SECONDS:g} s during a role deletion that "
+    "touches every member; the queue coalesces them into about one request per 1,000 users",
+    default_members=20_000,
+)
+async def event_storm(sandbox: Sandbox) -> None:
+    guild, discord = sandbox.guild, sandbox.discord
+    rng = random.Random(sandbox.seed)
+    ids = _ordinary_ids(sandbox)
+    before = await sandbox.site_stats()
+    sandbox.say(f"Deleting {DEVELOPERS}, then {STORM_UPDATES:,} nickname changes.")
+    await _delete_developers_and_wait_for_a_quarter(sandbox)
+    started = time.monotonic()
+    per_batch = STORM_UPDATES // STORM_BATCHES
+    for batch in range(STORM_BATCHES):
+        for n in range(per_batch):
+            user_id = rng.choice(ids)
+            discord.update_member(guild.id, user_id, nick=f"storm {batch}.{n}")
+        # Spread over the storm's length; a slow machine just sends them later.
+        await asyncio.sleep(
+            max(0.0, started + STORM_SECONDS * (batch + 1) / STORM_BATCHES - time.monotonic())
+        )
+    sandbox.say(f"Sent {STORM_UPDATES:,} updates in {time.monotonic() - started:.1f} s.")
+    await sandbox.wait_for_summary("Role deletion", within=sandbox.run_timeout())
+    await sandbox.wait_until_site_matches()
+    after = await sandbox.site_stats()
+    writes = sum(
+        after["by_route"].get(route, 0) - before["by_route"].get(route, 0)
+        for route in after["by_route"]
+        if route.startswith(("PATCH", "POST"))
+    )
+    sandbox.facts["storm_seconds"] = round(time.monotonic() - started, 1)
+    sandbox.facts["storm_write_requests"] = writes
+    budget = 3 * sandbox.members // 1000 + 20
+    _expect(writes <= budget, f"{writes} write requests for the storm (budget {budget})")

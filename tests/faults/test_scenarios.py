@@ -1,0 +1,81 @@
+"""The fault matrix: each sandbox scenario with the real bot process, at a small size.
+
+Each test plays the scenario exactly as `python -m bot sandbox --scenario NAME` does and checks
+its summary line: the site ends equal to the guild (bar the records it cannot store, which
+must be listed), no secret shows in the bot's log or messages, and the scenario's own facts.
+"""
+
+import json
+
+import pytest
+
+from bot.sandbox.runner import run
+from bot.sandbox.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.timeout(150)
+
+SMALL = {"SYNC_CHUNK_SIZE": "100", "SYNC_PAGE_SIZE": "250"}
+"""Small chunks and pages, so a small guild still takes many requests."""
+
+
+async def play(name: str, members: int, *, seed: int = 0, settings=None) -> dict:
+    summary = await run(SCENARIOS[name], members, seed=seed, settings=settings)
+    print(json.dumps(summary))
+    assert summary["error"] is None, summary["error"]
+    assert summary["secrets_leaked"] == []
+    assert summary["mismatches"] == 0
+    assert summary["isolated_unlisted"] == []
+    assert summary["consistent"], summary
+    return summary
+
+
+async def test_flaky_site_recovers_every_chunk_without_an_error_message():
+    summary = await play("flaky-site", 1_500, seed=1, settings=SMALL)
+    assert sum(summary["faults_injected"].values()) >= 3
+    assert summary["retries_logged"] >= 3
+    assert summary["errors_reported"] == 0
+
+
+async def test_site_restart_is_ridden_out_and_named_once():
+    summary = await play("site-restart", 2_000, settings=SMALL)
+    assert summary["outage_notes"] == 1
+    assert summary["errors_reported"] == 0
+    assert summary["retries_logged"] >= 1
+
+
+async def test_bot_killed_mid_role_deletion_resumes_after_restart():
+    summary = await play("restart", 3_000, settings=SMALL)
+    assert summary["bot_starts"] == 2
+
+
+async def test_gateway_drop_loses_no_member_event():
+    summary = await play("gateway-drop", 2_000, settings=SMALL)
+    assert summary["gateway_resumes"] >= 1
+
+
+async def test_bad_site_pages_fail_the_run_clearly_and_write_nothing_unread():
+    summary = await play("bad-site", 300)
+    assert set(summary["failed_runs"]) == {
+        "html_500",
+        "invalid_json",
+        "wrong_types",
+        "missing_fields",
+    }
+    assert summary["errors_reported"] >= 4
+
+
+async def test_bad_records_are_isolated_and_listed_and_ping_nobody():
+    summary = await play("bad-records", 300)
+    assert len(summary["isolated"]) == 2
+    assert summary["unsafe_messages"] == 0
+
+
+async def test_hostile_users_are_refused_and_a_burst_starts_one_run():
+    summary = await play("hostile-users", 300)
+    assert summary["burst_runs_started"] == 1
+    assert summary["tracebacks"] == 0
+
+
+async def test_event_storm_is_coalesced():
+    summary = await play("event-storm", 3_000)
+    assert summary["storm_write_requests"] <= 3 * 3 + 20
