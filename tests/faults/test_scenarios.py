@@ -44,7 +44,7 @@ async def test_site_restart_is_ridden_out_and_named_once():
 
 
 async def test_bot_killed_mid_role_deletion_resumes_after_restart():
-    summary = await play("restart", 3_000, settings=SMALL)
+    summary = await play("restart", 2_000, settings=SMALL)
     assert summary["bot_starts"] == 2
 
 
@@ -78,4 +78,4 @@ async def test_hostile_users_are_refused_and_a_burst_starts_one_run():
 
 async def test_event_storm_is_coalesced():
     summary = await play("event-storm", 3_000)
-    assert summary["storm_write_requests"] <= 3 * 3 + 20
+    assert 3 <= summary["storm_write_requests"] <= (50_000 + 3_000) // 1000 + 20
