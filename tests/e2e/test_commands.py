@@ -34,7 +34,7 @@ async def test_refusals_and_bad_options_run_nothing(tmp_path):
 
         assert h.log_messages() == [], "no run was started"
         assert h.site_writes() == 0
-        assert not h.cog.history
+        assert not h.cog.runs.history
 
 
 async def test_user_sync_dry_run_writes_nothing_then_the_sync_writes(tmp_path):
@@ -114,8 +114,8 @@ async def test_cancel_stops_a_long_run_and_a_rerun_completes(tmp_path):
         again = await h.reply_to(second_command)
         assert "already running" in again.content and jump_url_of(h, live.id) in again.content
 
-        await eventually(lambda: bool(h.cog.active))
-        run = next(iter(h.cog.active.values()))
+        await eventually(lambda: bool(h.cog.runs.active))
+        run = next(iter(h.cog.runs.active.values()))
         await eventually(lambda: run.reporter.meter.done >= 200)
         status = (await h.reply_to(h.say("!sync status"))).content
         live_numbers = re.search(r"▶️ User sync `\w+` \(command\): ([\d,]+) / [?\d,]+ users", status)

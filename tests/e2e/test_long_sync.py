@@ -29,8 +29,8 @@ async def test_live_message_and_member_updates_during_a_long_sync(tmp_path):
         member_ids = sorted(h.guild.state.members)
         early, late = member_ids[10], member_ids[-10]
         await h.reply_to(h.say("!sync users"))
-        await eventually(lambda: bool(h.cog.active))
-        run = next(iter(h.cog.active.values()))
+        await eventually(lambda: bool(h.cog.runs.active))
+        run = next(iter(h.cog.runs.active.values()))
         await eventually(lambda: run.reporter.meter.done >= 2000)
         h.discord.update_member(h.guild.id, early, nick="Changed early")
         h.discord.update_member(h.guild.id, late, nick="Changed late")

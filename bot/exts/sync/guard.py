@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
 import discord
 
-from bot.engine import Plan
+from bot.config import Settings
+from bot.engine import Plan, SyncEngine
+from bot.engine.roles import diff_roles
 from bot.exts.sync.checks import is_moderator
 from bot.exts.sync.messages import count, fit, literal
+from bot.site import SiteAPIError
 
 # Stable ids (discord.py would pick random ones) so logs, tests and scenarios can name the buttons.
 log = logging.getLogger(__name__)
@@ -141,3 +144,81 @@ class GuardView(discord.ui.View):
             except discord.HTTPException:
                 log.warning("could not remove the buttons of an expired guard question")
         self._decide(GuardAnswer.TIMED_OUT, None)
+
+
+class Guard:
+    """Asks a moderator before an automatic run removes more than the allowed share."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: SyncEngine,
+        post: Callable[..., Awaitable[discord.Message | None]],
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.post = post
+
+    async def allows(self, kind: str, title: str) -> bool:
+        """Ask a moderator before an automatic run removes more than the allowed share.
+
+        If the site cannot even be read for the plan, the run goes ahead and fails on its own,
+        so the failure is journalled and counted by the breaker like any other."""
+        try:
+            if kind == "users":
+                plan = await self.engine.plan_users()
+                verdict = judge(
+                    leaving=plan.leaves,
+                    site_users=plan.scanned,
+                    role_deletes=0,
+                    site_roles=0,
+                    left_share=self.settings.guard_left_share,
+                    role_share=self.settings.guard_role_delete_share,
+                )
+                details = describe_plan(plan)
+            elif kind == "roles":
+                site_roles = await self.engine.client.list_roles()
+                role_diff = diff_roles(self.engine.guild.roles(), site_roles)
+                verdict = judge(
+                    leaving=0,
+                    site_users=0,
+                    role_deletes=len(role_diff.deleted),
+                    site_roles=len(site_roles),
+                    left_share=self.settings.guard_left_share,
+                    role_share=self.settings.guard_role_delete_share,
+                )
+                names = {role.id: role.name for role in site_roles}
+                details = "Would delete: " + ", ".join(
+                    f"{literal(names[role_id])} (`{role_id}`)" for role_id in role_diff.deleted
+                )
+            else:
+                return True
+        except SiteAPIError as error:
+            log.warning("could not plan the automatic %s run (%s); running it", kind, error)
+            return True
+        if not verdict.trips:
+            return True
+        view = GuardView(
+            self.settings.moderator_role_ids,
+            details=lambda: details,
+            timeout=self.settings.guard_timeout,
+        )
+        title = title.lower()
+        message = await self.post(
+            f"🛑 An automatic {title} would {verdict.reason}. That usually means the bot sees "
+            "only part of the guild, or the wrong one. Nothing was written. A moderator can "
+            "apply it, look at the details, or cancel.",
+            view=view,
+        )
+        if message is None:
+            return False
+        view.message = message
+        answer, who = await view.answer
+        outcome = {
+            GuardAnswer.APPLY: f"applied by {literal(who or '?')}",
+            GuardAnswer.CANCEL: f"cancelled by {literal(who or '?')}",
+            GuardAnswer.TIMED_OUT: "cancelled: nobody answered in time",
+        }[answer]
+        await self.post(f"Guard for the automatic {title}: {outcome}.")
+        return answer is GuardAnswer.APPLY

@@ -1,0 +1,297 @@
+"""The runs of one guild: one at a time per kind, guarded, journalled and told in the log.
+
+A run is what moderators see as one story in the log channel: a role sync, a user sync or a
+role deletion, started by a command, an event or the start-up. This is where the breaker, the
+destructive-diff guard, the lease, the live reporter and the engine meet; the cog only decides
+when a run is wanted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.engine import SyncEngine
+from bot.engine.progress import RunFinished
+from bot.exts.sync.bookkeeping import LEASE_TTL_S, Refusal, RunBook, Ticket, journal_status
+from bot.exts.sync.guard import Guard
+from bot.exts.sync.messages import literal
+from bot.exts.sync.reporter import NO_PINGS, RunReporter
+from bot.exts.sync.tracing import RunTrace, sentry_on, track_error
+from bot.journal import BreakerChange
+
+log = logging.getLogger(__name__)
+
+STARTUP, EVENT, COMMAND = "startup", "event", "command"
+TRIGGER_LABELS = {STARTUP: "start-up", EVENT: "event", COMMAND: "command"}
+KINDS = ("roles", "users", "role-delete")
+TITLES = {"roles": "Role sync", "users": "User sync", "role-delete": "Role deletion"}
+LOCK_OF_KIND = {"roles": "roles", "role-delete": "roles", "users": "users"}
+HEARTBEAT_S = 1.0
+STARTING_WAIT_S = 3.0
+"""How long a command waits for a starting run's message before answering without its link."""
+HISTORY = 10
+
+Post = Callable[..., Awaitable[discord.Message | None]]
+
+
+@dataclass
+class ActiveRun:
+    run_id: str
+    kind: str
+    trigger: str
+    actor: str | None
+    reporter: RunReporter
+    task: asyncio.Task[RunFinished]
+    started: float = field(default_factory=time.monotonic)
+
+
+class Runs:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: SyncEngine,
+        book: RunBook,
+        channel: Callable[[], discord.abc.Messageable | None],
+        post: Post,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.book = book
+        self.channel = channel
+        self.post = post
+        self.guard = Guard(settings=settings, engine=engine, post=post)
+        self.active: dict[str, ActiveRun] = {}
+        self.history: deque[RunFinished] = deque(maxlen=HISTORY)
+        self._locks = {name: asyncio.Lock() for name in set(LOCK_OF_KIND.values())}
+
+    def lock_of(self, kind: str) -> asyncio.Lock:
+        return self._locks[LOCK_OF_KIND[kind]]
+
+    def running(self, kind: str) -> ActiveRun | None:
+        lock_name = LOCK_OF_KIND[kind]
+        return next((r for r in self.active.values() if LOCK_OF_KIND[r.kind] == lock_name), None)
+
+    async def running_or_starting(self, kind: str) -> ActiveRun | None:
+        """The run of this kind, waiting briefly for one that holds the lock but has not posted
+        its message yet (a command sent twice in a row must not queue a second run)."""
+        lock = self.lock_of(kind)
+        deadline = time.monotonic() + STARTING_WAIT_S
+        # Polled: neither registering a run nor releasing the lock signals an event.
+        while self.running(kind) is None and lock.locked() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return self.running(kind)
+
+    async def run(
+        self,
+        kind: str,
+        *,
+        trigger: str,
+        actor: discord.abc.User | None = None,
+        dry_run: bool = False,
+        role: discord.Role | None = None,
+        ctx: commands.Context | None = None,
+        detail: dict[str, str] | None = None,
+    ) -> RunFinished | None:
+        """One sync run, journalled and reported in the log channel; None if it did not start.
+
+        Automatic runs ask the breaker and the destructive-diff guard first, and wait for a run
+        of the same kind (here or, until its lease expires, in a dead process). A command is
+        refused while one runs (the caller checks `running` first)."""
+        assert self.engine is not None
+        async with self._locks[LOCK_OF_KIND[kind]]:
+            started = await self._begin(kind, trigger, actor, dry_run, role, ctx, detail)
+            if started is None:
+                return None
+            ticket, reporter = started
+            report = await self._execute(kind, trigger, dry_run, role, ticket, reporter, actor)
+            # Journal first: a process stopped right after the summary shows still counts it.
+            change = await self.book.finish(
+                ticket,
+                journal_status(report.status, reporter.chunks_failed),
+                error=report.error or reporter.last_error,
+                done=reporter.meter.done,
+                failed=report.failed,
+                planned=reporter.meter.planned or 0,
+            )
+        # Outside the lock: the next run of this kind need not wait for this summary's edit.
+        await reporter.close(report)
+        if change is not None:
+            await self.announce_breaker(change)
+        await self.post_notices()
+        self.history.appendleft(report)
+        return report
+
+    async def _begin(
+        self,
+        kind: str,
+        trigger: str,
+        actor: discord.abc.User | None,
+        dry_run: bool,
+        role: discord.Role | None,
+        ctx: commands.Context | None,
+        detail: dict[str, str] | None,
+    ) -> tuple[Ticket, RunReporter] | None:
+        """Breaker, guard and lease say yes: the run is journalled and its live message posted."""
+        automatic = trigger != COMMAND
+        if not dry_run:
+            refusal = await self.book.admit(kind, automatic=automatic)
+            if refusal is not None:
+                log.warning("automatic %s run not started: %s", kind, refusal.reason)
+                return None
+            if automatic and not await self.guard.allows(kind, TITLES[kind]):
+                return None
+        ticket = await self.book.begin(
+            kind,
+            LOCK_OF_KIND[kind],
+            trigger=trigger,
+            actor=f"{actor} ({actor.id})" if actor is not None else None,
+            detail=detail,
+            wait_for_lock=LEASE_TTL_S + 5 if automatic else 0.0,
+        )
+        if isinstance(ticket, Refusal):
+            if ctx is not None:
+                await ctx.reply(f"Not started: {ticket.reason}.", allowed_mentions=NO_PINGS)
+            else:
+                await self.post(f"⚠️ {TITLES[kind]} ({trigger}) not started: {ticket.reason}.")
+            return None
+        reporter = RunReporter(
+            self.channel() or NullChannel(),
+            title=TITLES[kind],
+            headline=self._headline(kind, trigger, actor, role, dry_run, detail),
+            run_id=ticket.run.run_id,
+            min_edit_interval=self.settings.progress_interval,
+            track_error=track_error,
+        )
+        message = await reporter.open()
+        if message is not None:
+            await self.book.note_message(ticket, message.id)
+        if ctx is not None:
+            await ctx.reply(
+                f"Started; follow it here: {reporter.jump_url}", allowed_mentions=NO_PINGS
+            )
+        return ticket, reporter
+
+    async def _execute(
+        self,
+        kind: str,
+        trigger: str,
+        dry_run: bool,
+        role: discord.Role | None,
+        ticket: Ticket,
+        reporter: RunReporter,
+        actor: discord.abc.User | None,
+    ) -> RunFinished:
+        """The engine's run, followed live; a crash or a cancel still ends in a report."""
+        assert self.engine is not None
+        run_id = ticket.run.run_id
+        unsubscribe = [self.engine.subscribe(reporter.feed)]
+        if sentry_on():
+            unsubscribe.append(self.engine.subscribe(RunTrace(run_id, kind, trigger).feed))
+        task = asyncio.create_task(self._engine_run(kind, run_id, trigger, dry_run, role))
+        actor_name = str(actor) if actor is not None else None
+        self.active[run_id] = ActiveRun(run_id, kind, trigger, actor_name, reporter, task)
+        heartbeat = asyncio.create_task(self._heartbeat(ticket, reporter))
+        try:
+            report = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            report = await _finished_or_cancelled(task, run_id, kind, trigger)
+        except Exception as error:  # a bug or an unreadable site: report, never crash
+            log.exception("sync run %s failed", run_id)
+            report = RunFinished(run_id, kind, trigger, "failed", error=_describe(error))
+        finally:
+            del self.active[run_id]
+            heartbeat.cancel()
+        await self.engine.hub.idle()
+        for stop in unsubscribe:
+            stop()
+        return report
+
+    def _headline(
+        self,
+        kind: str,
+        trigger: str,
+        actor: discord.abc.User | None,
+        role: discord.Role | None,
+        dry_run: bool,
+        detail: dict[str, str] | None,
+    ) -> str:
+        what = {
+            "roles": "roles",
+            "users": "users",
+            "role-delete": f"role {literal(role.name) if role else '?'} deleted on Discord",
+        }[kind]
+        who = f" by {literal(actor.display_name)}" if actor is not None else ""
+        resumes = f" · resumes interrupted run `{detail['resumes']}`" if detail else ""
+        shown_trigger = TRIGGER_LABELS.get(trigger, trigger)
+        return f"{'dry run of ' if dry_run else ''}{what} · {shown_trigger}{who}{resumes}"
+
+    async def _heartbeat(self, ticket: Ticket, reporter: RunReporter) -> None:
+        """Keep the journal's row fresh, so a restart can tell a dead run from a live one."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            await self.book.heartbeat(
+                ticket,
+                done=reporter.meter.done,
+                failed=reporter.chunks_failed,
+                planned=reporter.meter.planned or 0,
+            )
+
+    async def announce_breaker(self, change: BreakerChange) -> None:
+        p = self.settings.prefix
+        if change.opened:
+            await self.post(
+                f"🛑 **Automatic syncs paused**: {literal(change.describe())}.\n"
+                f"Check the error above and the site, then run `{p}sync users` (or `{p}sync "
+                f"roles`) as a moderator; when it succeeds, automatic runs resume. "
+                f"`{p}sync status` shows the breaker."
+            )
+        else:
+            await self.post(f"✅ {literal(change.describe())}.")
+
+    async def post_notices(self) -> None:
+        for notice in self.book.notices():
+            await self.post(f"⚠️ Run journal: {literal(notice)} (set aside; syncing goes on).")
+
+    async def _engine_run(
+        self, kind: str, run_id: str, trigger: str, dry_run: bool, role: discord.Role | None
+    ) -> RunFinished:
+        assert self.engine is not None
+        if kind == "roles":
+            return await self.engine.sync_roles(dry_run=dry_run, run_id=run_id, trigger=trigger)
+        if kind == "users":
+            return await self.engine.sync_users(dry_run=dry_run, run_id=run_id, trigger=trigger)
+        assert role is not None
+        return await self.engine.delete_role(role.id, run_id=run_id, trigger=trigger)
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+async def _finished_or_cancelled(
+    task: asyncio.Task[RunFinished], run_id: str, kind: str, trigger: str
+) -> RunFinished:
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return RunFinished(run_id, kind, trigger, "cancelled")
+
+
+class NullChannel:
+    """Stands in for a missing log channel so a run still happens (and is logged)."""
+
+    async def send(self, content: str, **_: Any) -> None:
+        log.warning("no log channel: %s", content)
+        return None
