@@ -45,8 +45,6 @@ DEFAULT_SCENARIO = "role-delete"
 TOKEN_ENV = "API_KEYS_SITE_API"
 DRY_RUN_COMMAND = "!sync users --dry-run"
 SECRET_SETTINGS = ("BOT_TOKEN", "API_KEYS_SITE_API", "BOT_SENTRY_DSN")
-SANDBOX_SITE_ONLY = frozenset({"restart", "flaky-site", "site-restart", "bad-site"})
-"""Scenarios that read the sandbox site's counters to time their moves."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,8 +277,7 @@ def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite
     token = args.site_token or os.environ.get("API_KEYS_SITE_API", "")
     if not token:
         raise SiteRefused(f"--site-url needs the site's token: --site-token or ${TOKEN_ENV}")
-    sandbox_only = scenario.reject_writes or scenario.site_faults or scenario.stale_users
-    if sandbox_only or scenario.name in SANDBOX_SITE_ONLY:
+    if scenario.needs_sandbox_site:
         raise SiteRefused(
             f"scenario {scenario.name!r} needs the sandbox site (it breaks or inspects the site "
             "through the sandbox's private controls); rehearse role-delete, mass-join or "

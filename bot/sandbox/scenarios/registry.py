@@ -16,8 +16,8 @@ Play = Callable[["Sandbox"], Awaitable[None]]
 class Scenario:
     name: str
     summary: str
-    default_members: int
     play: Play
+    default_members: int = 20_000
     seed_site: bool = True
     """Whether the site starts equal to the guild (False: the start-up sync fills it)."""
     stale_users: int = 0
@@ -28,34 +28,26 @@ class Scenario:
     """Extra bot settings for this scenario."""
     site_faults: dict[str, Any] = field(default_factory=dict)
     """Fault settings the sandbox site starts with (see FaultConfig; seeded by `--seed`)."""
+    reads_site_counters: bool = False
+    """Whether the scenario times its moves by the sandbox site's private counters."""
+
+    @property
+    def needs_sandbox_site(self) -> bool:
+        """Whether it breaks or watches the site through controls only the sandbox site has,
+        so it cannot be rehearsed against an operator's own site."""
+        return bool(
+            self.reject_writes or self.site_faults or self.stale_users or self.reads_site_counters
+        )
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(
-    name: str,
-    summary: str,
-    *,
-    default_members: int = 20_000,
-    seed_site: bool = True,
-    stale_users: int = 0,
-    reject_writes: bool = False,
-    settings: dict[str, str] | None = None,
-    site_faults: dict[str, Any] | None = None,
-) -> Callable[[Play], Play]:
+def scenario(name: str, summary: str, **options: Any) -> Callable[[Play], Play]:
+    """Register the decorated function as scenario `name` (options: the fields of Scenario)."""
+
     def register(play: Play) -> Play:
-        SCENARIOS[name] = Scenario(
-            name,
-            summary,
-            default_members,
-            play,
-            seed_site,
-            stale_users,
-            reject_writes,
-            dict(settings or {}),
-            dict(site_faults or {}),
-        )
+        SCENARIOS[name] = Scenario(name, summary, play, **options)
         return play
 
     return register

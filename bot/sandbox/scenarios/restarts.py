@@ -13,6 +13,7 @@ FAILING_SITE_SETTINGS = {"SYNC_RETRY_ATTEMPTS": "2", "SYNC_BREAKER_THRESHOLD": "
     "restart",
     "the bot is SIGKILLed in the middle of the role deletion and started again",
     default_members=80_000,
+    reads_site_counters=True,
 )
 async def restart(sandbox: Sandbox) -> None:
     holders = sandbox.members - 2  # everyone but the owner and the bot

@@ -63,6 +63,7 @@ async def flaky_site(sandbox: Sandbox) -> None:
     "later on the same port and database; the run rides it out and names the outage once",
     default_members=20_000,
     settings=RIDE_OUT_SETTINGS,
+    reads_site_counters=True,
 )
 async def site_restart(sandbox: Sandbox) -> None:
     holders = _holders(sandbox)
@@ -87,6 +88,7 @@ async def site_restart(sandbox: Sandbox) -> None:
     "sync fails with a clear error and writes nothing it read from a broken page",
     default_members=5_000,
     settings={"SYNC_PAGE_SIZE": BAD_PAGE_SIZE},
+    reads_site_counters=True,
 )
 async def bad_site(sandbox: Sandbox) -> None:
     page_size = int(BAD_PAGE_SIZE)
