@@ -1,6 +1,6 @@
 """The sandbox site: an aiohttp app that answers like the community website's users/roles API.
 
-It follows /work/shared/site-api.md request for request (statuses, bodies, the order of the
+It follows shared/site-api.md request for request (statuses, bodies, the order of the
 bulk_patch checks, the HTML 404 and 500 pages, DRF's token auth and 405 bodies), so the bot's
 client, engine and scenarios are tested against the behaviour they will meet in production.
 

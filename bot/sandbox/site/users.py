@@ -1,6 +1,6 @@
 """`bot/users`: pages, detail endpoints, bulk create and `bulk_patch`, with the site's odd parts.
 
-The order of the checks and the exact bodies follow /work/shared/site-api.md: the bot's sender
+The order of the checks and the exact bodies follow shared/site-api.md: the bot's sender
 reacts to each of them differently (404 -> create instead, 400 -> bisect, 500 -> retry).
 """
 
