@@ -145,8 +145,10 @@ async def run(
                 seed=seed,
                 site=site,
                 site_db=workdir / "site.sqlite3" if site else None,
+                printer=LogPrinter(discord, guild.log_channel_id),
             )
-            printer = LogPrinter(discord, guild.log_channel_id)
+            printer = sandbox.printer
+            assert printer is not None
             printer.start()
             error = ""
             stats_before = await site_stats(client)

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from bot.exts.sync.reporter import is_final_summary
 from bot.sandbox.bot_process import BotProcess
 from bot.sandbox.discord import LoopbackDiscord
+from bot.sandbox.log_printer import LogPrinter
 from bot.sandbox.site.process import SiteProcess, start_site_process
 from bot.sandbox.world import SandboxGuild, mismatches
 from bot.site.client import SiteClient
 
-FINAL_ICONS = ("✅", "⚠️", "⏹️", "❌")
 LISTED_IDS = re.compile(r"^User ids: ([\d, ]+)", re.MULTILINE)
 RETRY_LINE = "retrying in"
 """What the site client logs before each retry (bot.site.client)."""
@@ -43,9 +44,13 @@ class Sandbox:
     the bot must list each of them in the log channel."""
     facts: dict[str, Any] = field(default_factory=dict)
     """What a scenario measured, added to the summary line."""
+    printer: LogPrinter | None = None
+    """The log channel's echo in the terminal, brought up to date before each narrator line."""
 
     def say(self, text: str) -> None:
-        """A narrator's line in the terminal, apart from the log channel's."""
+        """A narrator's line in the terminal, after whatever the log channel showed before it."""
+        if self.printer is not None:
+            self.printer.show_new()
         self.out.write(f"» {text}\n")
         self.out.flush()
 
@@ -54,9 +59,7 @@ class Sandbox:
 
     def finished_runs(self, title: str) -> list[str]:
         """Final texts of the runs with this title (live messages that reached their end)."""
-        # "— " follows the title only in a run's own message, not in its error messages.
-        heads = tuple(f"{icon} **{title}** — " for icon in FINAL_ICONS)
-        return [text for text in self.log_texts() if text.startswith(heads)]
+        return [text for text in self.log_texts() if is_final_summary(text, title)]
 
     async def wait_for_summary(
         self, title: str, *, nth: int | None = None, within: float = 120.0

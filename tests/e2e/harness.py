@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot.config import load_settings
 from bot.exts.sync.cog import SyncCog
+from bot.exts.sync.reporter import is_final_summary
 from bot.runner import SYNC_EXTENSION, build_bot
 from bot.sandbox.discord import LoopbackDiscord, point_discord_py_at
 from bot.sandbox.discord.state import StoredMessage
@@ -25,7 +26,6 @@ from bot.sandbox.site import DEFAULT_TOKEN, FaultConfig, SandboxSite
 from bot.sandbox.world import SandboxGuild, mismatches
 from bot.site import SiteClient
 
-FINAL_ICONS = ("✅", "⚠️", "⏹️", "❌")
 MESSAGE_LIMIT = 2000
 NO_STARTUP = {"SYNC_STARTUP": "false"}
 """Settings for tests that start from a matching site and drive the sync themselves."""
@@ -107,11 +107,7 @@ class Harness:
         """The `nth` finished run message with this title (its final content)."""
 
         def finished() -> list[str]:
-            return [
-                t
-                for t in self.log_texts()
-                if t.startswith(FINAL_ICONS) and f"**{title}** — " in t  # not "**title**: error"
-            ]
+            return [t for t in self.log_texts() if is_final_summary(t, title)]
 
         await self.discord.wait_until(lambda: len(finished()) >= nth, within)
         return finished()[nth - 1]

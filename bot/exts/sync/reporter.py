@@ -230,8 +230,17 @@ class RunReporter:
             await self.error(f"the run ended {finished.status}.", detail=finished.error)
 
 
+STATUS_ICONS = {"finished": "✅", "partial": "⚠️", "cancelled": "⏹️", "failed": "❌"}
+
+
 def _status_icon(finished: RunFinished) -> str:
-    return {"finished": "✅", "partial": "⚠️", "cancelled": "⏹️"}.get(finished.status, "❌")
+    return STATUS_ICONS.get(finished.status, STATUS_ICONS["failed"])
+
+
+def is_final_summary(text: str, title: str) -> bool:
+    """Whether a log message is a run of `title` that has ended (its live message's last form),
+    and not one of its error messages ("⚠️ **title**: …") or a run still going ("🔄")."""
+    return text.startswith(tuple(f"{icon} **{title}** — " for icon in STATUS_ICONS.values()))
 
 
 def summary(finished: RunFinished, *, users_stripped: int = 0) -> str:
