@@ -9,6 +9,7 @@ from bot.sandbox.scenarios.registry import SCENARIOS, Scenario, scenario
 
 # Each import registers its scenarios.
 from bot.sandbox.scenarios import (  # noqa: F401  # isort: skip
+    guard,
     hostile,
     members,
     restarts,

@@ -9,9 +9,9 @@ import time
 
 from bot.sandbox.discord.state import StoredMessage
 from bot.sandbox.sandbox import Sandbox
+from bot.sandbox.scenarios.guard import press, raise_guard_question
 from bot.sandbox.scenarios.registry import scenario
 from bot.sandbox.world import HELPERS
-from bot.site.records import User
 
 NAME_LIMIT = 32
 """The site's limit on `name` and `display_name`."""
@@ -22,8 +22,6 @@ HOSTILE_NAMES = ("@everyone", "<@1234567890> **b** @here", "`code` ||spoiler|| _
 RAW_PINGS = re.compile(r"@everyone|@here|<(@[!&]?|#)\d+>")
 ONLY_MODERATORS = "Only moderators"
 BURST = 20
-STRANGER_SHARE = 0.15
-"""Site users the guild lacks, as a share of members: above the guard's 10 %."""
 
 
 def _expect(condition: bool, failure: str) -> None:
@@ -129,34 +127,17 @@ def _unsafe_messages(sandbox: Sandbox) -> list[str]:
 async def hostile_users(sandbox: Sandbox) -> None:
     guild, discord = sandbox.guild, sandbox.discord
     outsider, moderator = guild.ordinary_member_id, guild.moderator_id
-    strangers = int(sandbox.members * STRANGER_SHARE)
-    sandbox.say(f"The site gains {strangers:,} users the guild lacks; the bot restarts.")
-    await sandbox.client.create_users(
-        User(1_000 + n, f"stranger{n}", "", 0, frozenset(), True) for n in range(strangers)
-    )
-    sandbox.bot.restart()
-    await sandbox.wait_for_log(lambda t: t.startswith("🛑 An automatic user sync"), within=120)
-    question = next(
-        m
-        for m in discord.channel_messages(guild.log_channel_id)
-        if m.content.startswith("🛑 An automatic user sync")
-    )
-    for custom_id in sorted(question.custom_ids()):
-        click = await discord.click_button(
-            question.id, custom_id, channel_id=guild.log_channel_id, member_id=outsider
-        )
-        content = (click.callback.data or {}).get("content", "") if click.callback else ""
-        _expect(ONLY_MODERATORS in content, f"an outsider's {custom_id} was not refused")
+    question = await raise_guard_question(sandbox)
+    for button in ("apply", "details", "cancel"):
+        answer = await press(sandbox, question, button, outsider)
+        _expect(ONLY_MODERATORS in answer, f"an outsider's {button} was not refused")
     for command in ("!sync users", "!sync cancel", "!sync roles --dry-run", "!sync status"):
         reply = await _reply(
             sandbox, discord.post_message(guild.commands_channel_id, outsider, command)
         )
         _expect(reply.startswith(ONLY_MODERATORS), f"{command!r} by an outsider: {reply!r}")
     sandbox.say("Outsiders were refused; a moderator applies the guard's plan.")
-    apply_id = next(c for c in question.custom_ids() if "apply" in c)
-    await discord.click_button(
-        question.id, apply_id, channel_id=guild.log_channel_id, member_id=moderator
-    )
+    await press(sandbox, question, "apply", moderator)
     await sandbox.wait_for_summary("User sync", nth=2, within=sandbox.run_timeout())
 
     sandbox.say(f"{BURST} sync commands arrive within a second, half of them from outsiders.")
