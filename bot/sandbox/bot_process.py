@@ -1,4 +1,8 @@
-"""The real bot as a child process (`python -m bot run`), so scenarios can kill and restart it."""
+"""The real bot as a child process, so scenarios can kill and restart it.
+
+It is started exactly as an operator starts it: the bare command, which runs the real bot because
+BOT_TOKEN is set (the sandbox demo runs only without one).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ class BotProcess:
         log.write(f"--- bot process start {self.starts} ---\n".encode())
         log.flush()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
+            [sys.executable, "-m", "bot"],
             cwd=self.workdir,  # so no operator's .env is read
             env=self.environ,
             stdout=log,

@@ -1,8 +1,8 @@
 """`python -m bot sandbox`: the real bot, a loopback Discord and a sandbox site, one scenario.
 
-The bot runs as its own process (`python -m bot run`), configured against the loopback Discord
-and the sandbox site exactly as an operator configures it against the real ones. The terminal
-shows the log channel as moderators would see it; the last line is a JSON summary.
+The bot runs as its own process (`python -m bot` with BOT_TOKEN set), configured against the
+loopback Discord and the sandbox site as an operator configures it against the real ones. The
+terminal shows the log channel as moderators would see it; the last line is a JSON summary.
 
 With `--site-url` the site is the operator's own (a staging copy) instead of the sandbox site:
 the guild is written into it through its API first (see `external_site`), so a rehearsal shows
