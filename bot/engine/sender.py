@@ -168,7 +168,9 @@ class _Chunk:
             if member is None:
                 op.settle("skipped")  # neither on the site nor a member: nothing to write
             else:
-                self.late_creates.append(Op(op.user_id, op.owner, "created", create=member))
+                # The same op, so it settles once: as created, or failed if the create fails.
+                op.outcome, op.create, op.patch = "created", member, None
+                self.late_creates.append(op)
 
     async def _send_isolating(
         self, ops: list[Op], send: Callable[[list[Op]], Awaitable[None]]

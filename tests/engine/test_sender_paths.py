@@ -192,3 +192,18 @@ async def test_dry_run_counts_without_writing(rig: Rig) -> None:
     assert plan.by_field == {"name": 3, "roles": 1, "in_guild": 1}
     assert {s.user_id for s in plan.sample} == {1, 2, 3, 4, 9, 11, 12}
     assert set(rig.site.stats.by_route) == {"GET /api/bot/users"}
+
+
+async def test_a_user_created_instead_of_patched_counts_once_as_created_and_never_failed(
+    rig: Rig,
+) -> None:
+    rig.seed([], [person(i) for i in range(1, 4)])
+    for i in range(1, 5):  # the site lacks 4: its patch is a 404, so it is created instead
+        rig.guild.add_member(person(i, f"renamed{i}"))
+        rig.engine.enqueue_member(i, {"name"})
+    await asyncio.wait_for(rig.engine.flush(), 5)
+    counts = rig.engine.events.counts
+    assert (counts["created"], counts["updated"], counts["failed"]) == (1, 3, 0)
+    assert rig.mismatches() == []
+    assert not rig.of_type(BadRecords) and not rig.of_type(ChunkFailed)
+    assert all(event.ok for event in rig.of_type(ChunkDone))
