@@ -234,17 +234,18 @@ class SyncEngine:
             self.start()
             status, error = "finished", ""
             try:
-                yield run
+                try:
+                    yield run
+                except (SiteAPIError, PageOrderError, RoleStripIncomplete) as failure:
+                    error = str(failure)
+                    status = "failed"
+                    log.error("%s stopped: %s", run.run_id, error)
+                # Outside the handler above, so a cancel while a failed run drains is caught.
                 await self._drain(run)
             except asyncio.CancelledError:
                 await self._abandon(run)
-                run.report = self._finish(run, "cancelled", "")
+                run.report = self._finish(run, "cancelled", error)
                 raise
-            except (SiteAPIError, PageOrderError, RoleStripIncomplete) as failure:
-                error = str(failure)
-                status = "failed"
-                log.error("%s stopped: %s", run.run_id, error)
-                await self._drain(run)
             run.report = self._finish(run, status, error)
 
     async def _drain(self, run: Run) -> None:

@@ -207,3 +207,39 @@ async def test_a_user_created_instead_of_patched_counts_once_as_created_and_neve
     assert rig.mismatches() == []
     assert not rig.of_type(BadRecords) and not rig.of_type(ChunkFailed)
     assert all(event.ok for event in rig.of_type(ChunkDone))
+
+
+async def test_cancelling_a_failed_run_while_it_drains_still_reports_it_cancelled() -> None:
+    faults = FaultConfig(
+        slow=1.0, slow_delay=0.3, write_only=True, malformed_pages="wrong_types",
+        malformed_from_page=2,
+    )  # fmt: skip
+    rig, _ = await make_rig(chunk_size=5, max_in_flight=1, faults=faults, attempts=1)
+    try:
+        rig.seed([], [person(i) for i in range(1, 101)])
+        for i in range(1, 101):
+            rig.guild.add_member(person(i, f"n{i}"))
+        task = asyncio.create_task(rig.engine.sync_users())
+        # The walk stops at page 2; the run then waits for the writes it already queued.
+        await asyncio.wait_for(
+            _until(lambda: rig.site.stats.by_route.get("GET /api/bot/users", 0) >= 2), 5
+        )
+        await asyncio.sleep(0.1)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(rig.engine.hub.idle(), 5)
+        (finished,) = rig.of_type(RunFinished)
+        landed = sum(u.name.startswith("n") for u in rig.site_users().values())
+        assert finished.status == "cancelled"
+        assert finished.updated == landed < 25
+        assert len(rig.engine.queue) == 0
+    finally:
+        await close_rig(rig)
+
+
+async def _until(condition) -> None:
+    # Polled: the sandbox site's request counters signal no event.
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
