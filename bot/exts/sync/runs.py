@@ -177,9 +177,12 @@ class Runs:
         if message is not None:
             await self.book.note_message(ticket, message.id)
         if ctx is not None:
-            await ctx.reply(
-                f"Started; follow it here: {reporter.jump_url}", allowed_mentions=NO_PINGS
-            )
+            try:
+                await ctx.reply(
+                    f"Started; follow it here: {reporter.jump_url}", allowed_mentions=NO_PINGS
+                )
+            except discord.HTTPException as error:  # the lease is held: the run must go on
+                log.warning("could not answer the command of run %s: %s", ticket.run.run_id, error)
         return ticket, reporter
 
     async def _execute(
