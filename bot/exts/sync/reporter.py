@@ -60,6 +60,8 @@ class RunReporter:
         self.message: discord.Message | None = None
         self.chunks_ok = 0
         self.chunks_failed = 0
+        self.items_settled = 0
+        """Items of every answered chunk, written or not (the meter counts whole good chunks)."""
         self.retries = 0
         self.outages: list[float] = []
         """Seconds of each outage the run rode out (retries until a chunk was written)."""
@@ -97,6 +99,7 @@ class RunReporter:
         elif isinstance(event, PlanUpdated) and event.final:
             self.scanning = False
         elif isinstance(event, ChunkDone):
+            self.items_settled += event.items
             if event.ok:
                 self.chunks_ok += 1
                 self._recovered()
@@ -165,7 +168,9 @@ class RunReporter:
         lines = [f"🔄 **{self.title}** — {self.headline}"]
         if finished is not None:
             lines[0] = f"{_status_icon(finished)} **{self.title}** — {self.headline}"
-            stripped = self.meter.done if finished.kind == "roles" else 0
+            stripped = 0
+            if finished.kind == "roles":  # a role sync's only user writes strip deleted roles
+                stripped = max(0, self.items_settled - finished.failed - finished.skipped)
             lines.append(summary(finished, users_stripped=stripped))
         else:
             planned = self.meter.planned
@@ -245,8 +250,9 @@ def is_final_summary(text: str, title: str) -> bool:
 
 def summary(finished: RunFinished, *, users_stripped: int = 0) -> str:
     """The outcome in one line, in the terms of the run's kind; a dry run's numbers come from
-    its plan. The engine counts a role sync's stripped holders as updated, so the reporter,
-    which saw them written, passes `users_stripped` to tell them from the updated roles."""
+    its plan. The engine counts a role sync's stripped holders as updated (members) or left
+    (former members), so the reporter, which saw them written, passes `users_stripped` to tell
+    them from the updated roles."""
     verb = "Would write" if finished.dry_run else "Wrote"
     if finished.kind == "roles":
         what = f"{verb} roles: {_role_counts(finished, users_stripped)}"
@@ -282,7 +288,7 @@ def _role_counts(finished: RunFinished, users_stripped: int) -> str:
         )
     text = (
         f"{count(finished.created)} created, "
-        f"{count(max(0, finished.updated - users_stripped))} updated, "
+        f"{count(max(0, finished.updated + finished.left - users_stripped))} updated, "
         f"{count(finished.deleted_roles)} deleted"
     )
     if users_stripped:
@@ -294,7 +300,7 @@ def _role_counts(finished: RunFinished, users_stripped: int) -> str:
 
 def _role_deletion(finished: RunFinished) -> str:
     outcome = "then deleted it" if finished.deleted_roles else "the role was not deleted"
-    text = f"removed the role from {count(finished.updated)} users, {outcome}"
+    text = f"removed the role from {count(finished.updated + finished.left)} users, {outcome}"
     if finished.failed:
         text += f"; {count(finished.failed)} users failed"
     return text
