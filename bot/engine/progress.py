@@ -217,6 +217,8 @@ class RateMeter:
     """Items per second over a sliding window of ChunkDone events, and the ETA it implies.
 
     Feed it every event of one run; it reads the planned totals from RunStarted/PlanUpdated.
+    `done` counts the items the site took: every answered chunk's items, less the ones it
+    rejected or that failed (a chunk with one bad item still wrote the others).
     """
 
     window_s: float = 30.0
@@ -224,14 +226,19 @@ class RateMeter:
     planned: int | None = None
     done: int = 0
     _samples: deque[tuple[float, int]] = field(default_factory=deque)
+    _unwritten: int = 0
 
     def feed(self, event: ProgressEvent) -> None:
         if isinstance(event, RunStarted | PlanUpdated) and event.planned is not None:
             self.planned = sum(event.planned.values())
-        elif isinstance(event, ChunkDone) and event.ok:
+        elif isinstance(event, BadRecords | ChunkFailed):
+            self._unwritten += len(event.ids)  # published before their chunk's ChunkDone
+        elif isinstance(event, ChunkDone):
             now = self.clock()
-            self.done += event.items
-            self._samples.append((now, event.items))
+            written = max(0, event.items - self._unwritten)
+            self._unwritten = max(0, self._unwritten - event.items)
+            self.done += written
+            self._samples.append((now, written))
             while self._samples and now - self._samples[0][0] > self.window_s:
                 self._samples.popleft()
 

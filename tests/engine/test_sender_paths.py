@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.engine import BadRecords, ChunkDone, ChunkFailed, Retrying, RunFinished
+from bot.engine import BadRecords, ChunkDone, ChunkFailed, RateMeter, Retrying, RunFinished
 from bot.sandbox.site import FaultConfig
 from bot.site.records import Role
 
@@ -243,3 +243,21 @@ async def _until(condition) -> None:
     # Polled: the sandbox site's request counters signal no event.
     while not condition():  # noqa: ASYNC110
         await asyncio.sleep(0.01)
+
+
+async def test_the_progress_meter_counts_what_a_run_wrote_in_chunks_with_rejected_items(
+    rig: Rig,
+) -> None:
+    rig.seed([MOD], [person(i) for i in range(1, 31)])
+    rig.guild.add_role(MOD)
+    for i in range(1, 31):
+        rig.guild.add_member(person(i, f"new{i}", [100]))
+    for i in (4, 15, 26):  # one rejected item in each chunk of 10
+        rig.guild.add_member(person(i, "x" * 33))
+    report = await asyncio.wait_for(rig.engine.sync_users(), 10)
+    assert (report.status, report.updated, report.failed) == ("partial", 27, 3)
+    await asyncio.wait_for(rig.engine.hub.idle(), 5)
+    meter = RateMeter()
+    for event in rig.events:
+        meter.feed(event)
+    assert meter.done == report.written == 27
