@@ -227,12 +227,13 @@ class RunReporter:
         if self._editor is not None:
             self._editor.cancel()
             await asyncio.wait([self._editor])
+        # The error first: once the summary shows, the run's story is complete (is_final_summary).
+        if finished.error and finished.status in ("failed", "partial"):
+            await self.error(f"the run ended {finished.status}.", detail=finished.error)
         wait = self._last_edit + self.min_edit_interval - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         await self._edit(self.render(finished))
-        if finished.error and finished.status in ("failed", "partial"):
-            await self.error(f"the run ended {finished.status}.", detail=finished.error)
 
 
 STATUS_ICONS = {"finished": "✅", "partial": "⚠️", "cancelled": "⏹️", "failed": "❌"}
