@@ -5,28 +5,14 @@ import logging
 
 import pytest
 import sentry_sdk
-from sentry_sdk.transport import Transport
 
 from bot.sandbox.site import DEFAULT_TOKEN, FaultConfig
 from tests.e2e.harness import NO_STARTUP, running_bot, stale_site
+from tests.sentry_recording import RecordingTransport
 
 pytestmark = pytest.mark.timeout(90)
 
 DSN = "https://0123456789abcdef0123456789abcdef@sentry.invalid/4242"
-
-
-class RecordingTransport(Transport):
-    """Keeps Sentry's envelopes in memory instead of sending them."""
-
-    def __init__(self, options=None):
-        super().__init__(options)
-        self.envelopes = []
-
-    def capture_envelope(self, envelope):
-        self.envelopes.append(envelope)
-
-    def payloads(self) -> list[str]:
-        return [item.payload.get_bytes().decode() for e in self.envelopes for item in e.items]
 
 
 class EveryRecord(logging.Handler):

@@ -4,25 +4,13 @@ import json
 import logging
 
 import sentry_sdk
-from sentry_sdk.transport import Transport
 
 from bot.engine.progress import ChunkDone, RunFinished
 from bot.exts.sync.sentry import init_sentry
 from bot.exts.sync.tracing import RunTrace, track_error
+from tests.sentry_recording import RecordingTransport
 
 TOKEN, KEY, DSN = "tok.en-123", "site-key-456", "https://public@sentry.example/1"
-
-
-class RecordingTransport(Transport):
-    def __init__(self, options=None):
-        super().__init__(options)
-        self.envelopes = []
-
-    def capture_envelope(self, envelope):
-        self.envelopes.append(envelope)
-
-    def payloads(self) -> list[str]:
-        return [item.payload.get_bytes().decode() for e in self.envelopes for item in e.items]
 
 
 async def test_events_and_transactions_are_scrubbed_and_tagged():
