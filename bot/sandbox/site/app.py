@@ -23,8 +23,10 @@ Where the sandbox differs from the real site, on purpose or for lack of need:
   fractional) seconds as configured, and a dropped connection is closed after the request was
   applied, so the client cannot know whether its write landed.
 - Extras that the site does not have: private `GET /api/_sandbox/stats`, `GET|POST
-  /api/_sandbox/faults` (both need the token and are left out of the stats and of fault
-  injection), and fault injection on `/api/bot/...` requests only (never on the health check).
+  /api/_sandbox/faults` and `GET|POST|DELETE /api/_sandbox/hold` (a gate that holds a route's
+  requests at a chosen point, hold.py; all three need the token and are left out of the stats
+  and of fault injection), and fault injection on `/api/bot/...` requests only (never on the
+  health check).
 """
 
 from __future__ import annotations
@@ -35,18 +37,21 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
 from bot.sandbox.site import roles, users
-from bot.sandbox.site.context import SITE_STATE, SiteState, read_json, site_state
+from bot.sandbox.site.context import ROUTE, SITE_STATE, SiteState, site_state
 from bot.sandbox.site.faults import Fault, Malformed
+from bot.sandbox.site.hold import MAX_HOLD_S
 from bot.sandbox.site.responses import (
     Answer,
     SiteCrash,
     detail,
     json_response,
     not_found_page,
+    parse_json_body,
     server_error_page,
 )
 
@@ -120,7 +125,7 @@ async def _get_faults(request: web.Request) -> web.Response:
 
 async def _set_faults(request: web.Request) -> web.Response:
     """Change some fault settings; the random stream restarts only when `seed` is given."""
-    changes = await read_json(request)
+    changes = await _control_json(request)
     if not isinstance(changes, dict):
         return detail(400, "Expected a JSON object of fault settings.")
     faults = site_state(request).faults
@@ -130,6 +135,40 @@ async def _set_faults(request: web.Request) -> web.Response:
         return detail(400, str(error))
     faults.configure(config, reseed="seed" in changes)
     return json_response(config.to_json())
+
+
+async def _control_json(request: web.Request) -> Any:
+    """A control endpoint's body: parsed like the site's, but neither counted nor held."""
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return parse_json_body(await request.read(), content_type)
+
+
+async def _get_hold(request: web.Request) -> web.Response:
+    return json_response(site_state(request).hold.to_json())
+
+
+async def _arm_hold(request: web.Request) -> web.Response:
+    """Shut a gate on one route once it has had `after_items` items (see hold.py)."""
+    body = await _control_json(request)
+    hold = site_state(request).hold
+    if not isinstance(body, dict) or not isinstance(body.get("route"), str):
+        return detail(400, 'Expected {"route": "METHOD /api/...", "after_items": N}.')
+    after_items, max_hold_s = body.get("after_items", 0), body.get("max_hold_s", MAX_HOLD_S)
+    if isinstance(after_items, bool) or not isinstance(after_items, int):
+        return detail(400, "after_items must be an integer")
+    if isinstance(max_hold_s, bool) or not isinstance(max_hold_s, int | float):
+        return detail(400, "max_hold_s must be a number")
+    try:
+        hold.arm(body["route"], after_items, max_hold_s=float(max_hold_s))
+    except ValueError as error:
+        return detail(400, str(error))
+    return json_response(hold.to_json())
+
+
+async def _release_hold(request: web.Request) -> web.Response:
+    hold = site_state(request).hold
+    hold.release()
+    return json_response(hold.to_json())
 
 
 _ROUTES: dict[str, Handler] = {
@@ -156,6 +195,7 @@ _ROUTES: dict[str, Handler] = {
     ),
     "/_sandbox/stats": _endpoint({"GET": _get_stats}),
     "/_sandbox/faults": _endpoint({"GET": _get_faults, "POST": _set_faults}),
+    "/_sandbox/hold": _endpoint({"GET": _get_hold, "POST": _arm_hold, "DELETE": _release_hold}),
 }
 
 
@@ -200,8 +240,21 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _site_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = site_state(request)
     template = _route_template(request)
-    if template is None or not template.startswith(_CONTROL_PREFIX):
-        state.stats.record_request(f"{request.method} {template or 'unmatched'}")
+    route = request[ROUTE] = f"{request.method} {template or 'unmatched'}"
+    if template is not None and template.startswith(_CONTROL_PREFIX):
+        return await _handle(request, handler)
+    state.stats.record_request(route)
+    user_write = request.method in _WRITE_METHODS and (template or "").startswith(_USER_PAGES)
+    state.stats.request_arrived(route, user_write=user_write)
+    try:
+        return await _serve(request, handler, state, template)
+    finally:
+        state.stats.request_answered(route, user_write=user_write)
+
+
+async def _serve(
+    request: web.Request, handler: Handler, state: SiteState, template: str | None
+) -> web.StreamResponse:
     fault = _draw_fault(request, template)
     if fault in (Fault.SERVER_ERROR, Fault.REJECTED_WRITE):
         return server_error_page()

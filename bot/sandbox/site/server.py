@@ -7,6 +7,7 @@ from aiohttp import web
 from bot.sandbox.site.app import API_PREFIX, create_app
 from bot.sandbox.site.context import SiteState
 from bot.sandbox.site.faults import FaultConfig, Faults
+from bot.sandbox.site.hold import Hold
 from bot.sandbox.site.stats import SiteStats
 from bot.sandbox.site.store import SiteStore
 
@@ -16,8 +17,8 @@ DEFAULT_TOKEN = "badbot13m0n8f570f942013fc818f234916ca531"
 class SandboxSite:
     """The sandbox site on a loopback port: `async with SandboxSite() as site: site.url ...`.
 
-    `store`, `stats` and `faults` are the live objects the server uses, so a test can seed the
-    store, read the stats and switch faults without going through HTTP.
+    `store`, `stats`, `faults` and `hold` are the live objects the server uses, so a test can
+    seed the store, read the stats, switch faults and hold requests without going through HTTP.
     """
 
     def __init__(
@@ -35,7 +36,8 @@ class SandboxSite:
         self.faults = Faults(faults)
         self.host = host
         self._requested_port = port
-        self._state = SiteState(self.store, self.stats, self.faults, token)
+        self.hold = Hold()
+        self._state = SiteState(self.store, self.stats, self.faults, token, self.hold)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -58,6 +60,7 @@ class SandboxSite:
         self.port = runner.addresses[0][1]
 
     async def stop(self) -> None:
+        self.hold.release()  # a held request would keep the server from shutting down
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
