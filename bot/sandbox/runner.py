@@ -200,6 +200,8 @@ async def run(
             "secrets_leaked": leaked,
             "site_requests": _requests_between(stats_before, stats),
             "max_items_per_request": stats["largest_request_items"] if stats else None,
+            "empty_requests": stats["empty_requests"] if stats else None,
+            "user_writes_peak_in_flight": stats["user_writes_peak_in_flight"] if stats else None,
             "site_peak_rss_mib": round(stats["peak_rss_bytes"] / 2**20, 1) if stats else None,
             "log_messages": len(messages),
             "progress_edits": sum(len(m.versions) - 1 for m in messages),

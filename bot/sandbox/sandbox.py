@@ -23,6 +23,14 @@ from bot.site.client import SiteClient
 LISTED_IDS = re.compile(r"^User ids: ([\d, ]+)", re.MULTILINE)
 RETRY_LINE = "retrying in"
 """What the site client logs before each retry (bot.site.client)."""
+BULK_PATCH = "PATCH /api/bot/users/bulk_patch"
+"""The route of the user writes, as the site's stats and hold gate name it."""
+
+
+def expect(condition: bool, failure: str) -> None:
+    """A scenario's check: the runner reports `failure` and the scenario fails."""
+    if not condition:
+        raise RuntimeError(failure)
 
 
 @dataclass
@@ -123,16 +131,43 @@ class Sandbox:
         """Break or heal the sandbox site mid-scenario (see bot.sandbox.site.faults)."""
         await self.client.request("POST", "_sandbox/faults", json=changes)
 
+    async def hold_site_after(self, route: str, items: int) -> None:
+        """Shut the site's gate on `route` once it has received `items` items (hold.py)."""
+        await self.client.request(
+            "POST", "_sandbox/hold", json={"route": route, "after_items": items}
+        )
+
+    async def wait_until_held(self, within: float | None = None) -> dict[str, Any]:
+        """Wait until a request is held at the gate; the gate's state (`items_before`: what the
+        route had received when it shut). Once shut, it stays shut: the wait cannot miss it."""
+        return await self._poll_site(
+            "_sandbox/hold",
+            lambda hold: hold["tripped"] and hold["waiting"] > 0,
+            within or self.run_timeout(),
+        )
+
+    async def release_site(self) -> None:
+        """Open the gate and wait until every held request has been served."""
+        await self.client.request("DELETE", "_sandbox/hold")
+        await self._poll_site("_sandbox/hold", lambda hold: hold["waiting"] == 0, 30.0)
+
     async def wait_for_site(
         self, condition: Callable[[dict[str, Any]], bool], within: float
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Wait until the site's stats satisfy `condition`; those stats."""
+        return await self._poll_site("_sandbox/stats", condition, within)
+
+    async def _poll_site(
+        self, path: str, condition: Callable[[dict[str, Any]], bool], within: float
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + within
-        while not condition(await self.site_stats()):
+        while not condition(state := await self.client.request("GET", path)):
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"the site did not reach the expected state within {within:.0f} s"
                 )
             await asyncio.sleep(0.05)
+        return state
 
     async def wait_for_log(self, predicate: Callable[[str], bool], within: float = 60.0) -> str:
         """The first log-channel message (its current text) that satisfies `predicate`."""

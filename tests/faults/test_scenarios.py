@@ -21,13 +21,18 @@ SMALL = {"SYNC_CHUNK_SIZE": "100", "SYNC_PAGE_SIZE": "250"}
 
 
 async def play(name: str, members: int, *, seed: int = 0, settings=None) -> dict:
-    summary = await run(SCENARIOS[name], members, seed=seed, settings=FAST | (settings or {}))
+    settings = FAST | SCENARIOS[name].settings | (settings or {})
+    summary = await run(SCENARIOS[name], members, seed=seed, settings=settings)
     print(json.dumps(summary))
     assert summary["error"] is None, summary["error"]
     assert summary["secrets_leaked"] == []
     assert summary["mismatches"] == 0
     assert summary["isolated_unlisted"] == []
     assert summary["consistent"], summary
+    # What the site itself counted (since its last start), not the bot's own figures.
+    assert summary["max_items_per_request"] <= int(settings.get("SYNC_CHUNK_SIZE", "1000"))
+    assert summary["empty_requests"] == 0
+    assert summary["user_writes_peak_in_flight"] <= int(settings.get("SYNC_MAX_IN_FLIGHT", "2"))
     return summary
 
 
@@ -40,6 +45,7 @@ async def test_flaky_site_recovers_every_chunk_without_an_error_message():
 
 async def test_site_restart_is_ridden_out_and_named_once():
     summary = await play("site-restart", 2_000, settings=SMALL)
+    assert 0 < summary["items_before_outage"] < 2_000 - 2
     assert summary["outage_notes"] == 1
     assert summary["errors_reported"] == 0
     assert summary["retries_logged"] >= 1
@@ -47,12 +53,14 @@ async def test_site_restart_is_ridden_out_and_named_once():
 
 async def test_bot_killed_mid_role_deletion_resumes_after_restart():
     summary = await play("restart", 2_000, settings=SMALL)
+    assert 0 < summary["items_before_kill"] < 2_000 - 2
     assert summary["bot_starts"] == 2
 
 
 async def test_gateway_drop_loses_no_member_event():
     summary = await play("gateway-drop", 2_000, settings=SMALL)
     assert summary["gateway_resumes"] >= 1
+    assert summary["replayed_on_resume"] > 300
 
 
 async def test_bad_site_pages_fail_the_run_clearly_and_write_nothing_unread():

@@ -58,6 +58,8 @@ class MemberRequest:
 class GatewayStats:
     identifies: int = 0
     resumes: int = 0
+    replayed: int = 0
+    """Dispatches sent on RESUME: the ones that happened while the client was away."""
     invalid_sessions: int = 0
     heartbeats: int = 0
     chunks_sent: int = 0
@@ -354,6 +356,7 @@ class Gateway:
             previous.abort()
         for frame in frames:
             connection.send(frame)
+        self.stats.replayed += len(frames)
         session.connection = connection
         connection.session = session
         session.dispatch("RESUMED", "{}")

@@ -8,7 +8,7 @@ import re
 import time
 
 from bot.sandbox.discord.state import StoredMessage
-from bot.sandbox.sandbox import Sandbox
+from bot.sandbox.sandbox import Sandbox, expect
 from bot.sandbox.scenarios.guard import press, raise_guard_question
 from bot.sandbox.scenarios.registry import scenario
 from bot.sandbox.world import HELPERS
@@ -22,11 +22,6 @@ HOSTILE_NAMES = ("@everyone", "<@1234567890> **b** @here", "`code` ||spoiler|| _
 RAW_PINGS = re.compile(r"@everyone|@here|<(@[!&]?|#)\d+>")
 ONLY_MODERATORS = "Only moderators"
 BURST = 20
-
-
-def _expect(condition: bool, failure: str) -> None:
-    if not condition:
-        raise RuntimeError(failure)
 
 
 @scenario(
@@ -78,17 +73,17 @@ async def bad_records(sandbox: Sandbox) -> None:
     await sandbox.wait_until_site_matches()
 
     listed = sandbox.listed_user_ids()
-    _expect(lacking in listed, f"the member with a role the site lacked ({lacking}) is not listed")
+    expect(lacking in listed, f"the member with a role the site lacked ({lacking}) is not listed")
     wrong = [user_id for user_id in good if user_id in listed]
-    _expect(not wrong, f"good records were reported as bad: {wrong}")
+    expect(not wrong, f"good records were reported as bad: {wrong}")
     for user_id in good:
         stored = await sandbox.client.get_user(user_id)
-        _expect(stored is not None, f"good user {user_id} is not on the site")
+        expect(stored is not None, f"good user {user_id} is not on the site")
     unsafe = _unsafe_messages(sandbox)
     sandbox.facts["unsafe_messages"] = len(unsafe)
-    _expect(not unsafe, f"bot messages that could ping or format: {unsafe[:3]}")
+    expect(not unsafe, f"bot messages that could ping or format: {unsafe[:3]}")
     texts = "\n".join(sandbox.log_texts())
-    _expect("\\*\\*mod\\*\\*" in texts, "the moderator's name is not shown escaped")
+    expect("\\*\\*mod\\*\\*" in texts, "the moderator's name is not shown escaped")
 
 
 async def _until_site_role(sandbox: Sandbox, role_id: int, *, present: bool) -> None:
@@ -130,12 +125,12 @@ async def hostile_users(sandbox: Sandbox) -> None:
     question = await raise_guard_question(sandbox)
     for button in ("apply", "details", "cancel"):
         answer = await press(sandbox, question, button, outsider)
-        _expect(ONLY_MODERATORS in answer, f"an outsider's {button} was not refused")
+        expect(ONLY_MODERATORS in answer, f"an outsider's {button} was not refused")
     for command in ("!sync users", "!sync cancel", "!sync roles --dry-run", "!sync status"):
         reply = await _reply(
             sandbox, discord.post_message(guild.commands_channel_id, outsider, command)
         )
-        _expect(reply.startswith(ONLY_MODERATORS), f"{command!r} by an outsider: {reply!r}")
+        expect(reply.startswith(ONLY_MODERATORS), f"{command!r} by an outsider: {reply!r}")
     sandbox.say("Outsiders were refused; a moderator applies the guard's plan.")
     await press(sandbox, question, "apply", moderator)
     await sandbox.wait_for_summary("User sync", nth=2, within=sandbox.run_timeout())
@@ -150,16 +145,17 @@ async def hostile_users(sandbox: Sandbox) -> None:
     ]
     replies = [await _reply(sandbox, command) for command in commands]
     await sandbox.wait_for_summary("User sync", nth=runs_before + 1, within=sandbox.run_timeout())
-    await asyncio.sleep(2.0)  # a second run would have posted its message by now
+    # Every command is answered, and a command takes its run's lock before it answers (nothing
+    # is queued): no run can start from the burst after its replies.
     started = sum(reply.startswith("Started") for reply in replies)
     refused = sum(reply.startswith(ONLY_MODERATORS) for reply in replies)
     sandbox.facts.update(burst_runs_started=started, burst_refused=refused)
-    _expect(started == 1, f"{started} runs started for {BURST} commands: {replies}")
-    _expect(refused == BURST // 2, f"{refused} outsiders refused: {replies}")
-    _expect(len(sandbox.finished_runs("User sync")) == runs_before + 1, "more than one run")
+    expect(started == 1, f"{started} runs started for {BURST} commands: {replies}")
+    expect(refused == BURST // 2, f"{refused} outsiders refused: {replies}")
+    expect(len(sandbox.finished_runs("User sync")) == runs_before + 1, "more than one run")
     tracebacks = sandbox.bot_log_count("Traceback")
     sandbox.facts["tracebacks"] = tracebacks
-    _expect(tracebacks == 0, "the bot logged a traceback")
+    expect(tracebacks == 0, "the bot logged a traceback")
 
 
 async def _reply(sandbox: Sandbox, command: StoredMessage, within: float = 30.0) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.sandbox.sandbox import Sandbox
+from bot.sandbox.sandbox import BULK_PATCH, Sandbox, expect
 from bot.sandbox.scenarios.registry import scenario
 from bot.sandbox.world import DEVELOPERS
 
@@ -18,18 +18,27 @@ FAILING_SITE_SETTINGS = {"SYNC_RETRY_ATTEMPTS": "2", "SYNC_BREAKER_THRESHOLD": "
 async def restart(sandbox: Sandbox) -> None:
     holders = sandbox.members - 2  # everyone but the owner and the bot
     sandbox.say(f"Deleting {DEVELOPERS}; the bot will be killed a quarter of the way through.")
+    await sandbox.hold_site_after(BULK_PATCH, holders // 4)
     sandbox.discord.delete_role(sandbox.guild.id, sandbox.guild.role_id(DEVELOPERS))
-    await sandbox.wait_for_site(
-        lambda stats: stats["bulk_patch_items"] >= holders // 4, within=sandbox.run_timeout()
+    held = await sandbox.wait_until_held()
+    sandbox.bot.kill()  # while the site holds the deletion's next chunk: certainly mid-run
+    written = held["items_before"]
+    expect(
+        0 < written < holders,
+        f"the bot was to be killed mid-run, but the site had {written} of {holders} items",
     )
-    sandbox.bot.kill()
-    stats = await sandbox.site_stats()
+    sandbox.facts["items_before_kill"] = written
     sandbox.say(
-        f"Killed the bot (SIGKILL) after {stats['bulk_patch_items']:,} of {holders:,} users were "
-        "stripped. Starting it again."
+        f"Killed the bot (SIGKILL) after {written:,} of {holders:,} users were stripped. "
+        "Starting it again."
     )
+    await sandbox.release_site()  # the dead bot's held chunk lands, as an answer lost would
     sandbox.bot.start()
     await sandbox.wait_for_summary("User sync", nth=2, within=sandbox.run_timeout())
+    told = [text for text in sandbox.error_texts() if "was interrupted" in text]
+    expect(len(told) == 1, f"the start-up did not report the interrupted run once: {told}")
+    resumed = [text for text in sandbox.finished_runs("User sync") if "resumes interrupted" in text]
+    expect(len(resumed) == 1, "the start-up sync does not say it resumes the interrupted run")
 
 
 @scenario(

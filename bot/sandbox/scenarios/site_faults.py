@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.sandbox.sandbox import RETRY_LINE, Sandbox
+from bot.sandbox.sandbox import BULK_PATCH, RETRY_LINE, Sandbox, expect
 from bot.sandbox.scenarios.registry import scenario
 from bot.sandbox.site.faults import Malformed
 from bot.sandbox.world import DEVELOPERS
@@ -30,11 +30,6 @@ def _holders(sandbox: Sandbox) -> int:
     return sandbox.members - 2  # everyone but the owner and the bot holds Developers
 
 
-def _expect(condition: bool, failure: str) -> None:
-    if not condition:
-        raise RuntimeError(failure)
-
-
 @scenario(
     "flaky-site",
     "one site request in five fails (500, 429, slow, dropped) during the start-up sync and a "
@@ -51,10 +46,10 @@ async def flaky_site(sandbox: Sandbox) -> None:
     await sandbox.set_site_faults(**HEALED)
     faults = (await sandbox.site_stats())["faults"]
     sandbox.facts["faults_injected"] = faults
-    _expect(summary.startswith("✅"), f"the role deletion did not finish: {summary!r}")
-    _expect(sum(faults.values()) > 0, "the site injected no fault")
-    _expect(sandbox.bot_log_count(RETRY_LINE) > 0, "the bot's log shows no retry")
-    _expect(sandbox.error_texts() == [], f"errors were reported: {sandbox.error_texts()[:3]}")
+    expect(summary.startswith("✅"), f"the role deletion did not finish: {summary!r}")
+    expect(sum(faults.values()) > 0, "the site injected no fault")
+    expect(sandbox.bot_log_count(RETRY_LINE) > 0, "the bot's log shows no retry")
+    expect(sandbox.error_texts() == [], f"errors were reported: {sandbox.error_texts()[:3]}")
 
 
 @scenario(
@@ -68,18 +63,26 @@ async def flaky_site(sandbox: Sandbox) -> None:
 async def site_restart(sandbox: Sandbox) -> None:
     holders = _holders(sandbox)
     sandbox.say(f"Deleting {DEVELOPERS}; the site will be killed a quarter of the way through.")
+    await sandbox.hold_site_after(BULK_PATCH, holders // 4)
     sandbox.discord.delete_role(sandbox.guild.id, sandbox.guild.role_id(DEVELOPERS))
-    await sandbox.wait_for_site(
-        lambda stats: stats["bulk_patch_items"] >= holders // 4, within=sandbox.run_timeout()
+    held = await sandbox.wait_until_held()
+    # The site holds the deletion's next chunk unanswered: the run is certainly unfinished.
+    expect(
+        0 < held["items_before"] < holders,
+        f"the site was to be killed mid-run, but had {held['items_before']} of {holders} items",
     )
-    sandbox.say(f"Killing the site (SIGKILL); it comes back in {SITE_DOWN_S:g} s.")
+    sandbox.facts["items_before_outage"] = held["items_before"]
+    sandbox.say(
+        f"Killing the site (SIGKILL) after {held['items_before']:,} of {holders:,} users, with "
+        f"the next chunk held; it comes back in {SITE_DOWN_S:g} s."
+    )
     await sandbox.restart_site(SITE_DOWN_S)
     sandbox.say("The site is back.")
     summary = await sandbox.wait_for_summary("Role deletion", within=sandbox.run_timeout())
     sandbox.facts["outage_notes"] = summary.count("site failed for")
-    _expect(summary.startswith("✅"), f"the role deletion did not finish: {summary!r}")
-    _expect(summary.count("site failed") == 1, f"the outage is not named once: {summary!r}")
-    _expect(sandbox.error_texts() == [], f"errors were reported: {sandbox.error_texts()[:3]}")
+    expect(summary.startswith("✅"), f"the role deletion did not finish: {summary!r}")
+    expect(summary.count("site failed") == 1, f"the outage is not named once: {summary!r}")
+    expect(sandbox.error_texts() == [], f"errors were reported: {sandbox.error_texts()[:3]}")
 
 
 @scenario(
@@ -102,23 +105,23 @@ async def bad_site(sandbox: Sandbox) -> None:
         summary = await sandbox.wait_for_summary("User sync", within=sandbox.run_timeout())
         await sandbox.set_site_faults(malformed_pages="")
         errors = sandbox.error_texts()[errors_before:]
-        _expect(summary.startswith("❌"), f"{kind.value}: the sync did not fail: {summary!r}")
-        _expect(
+        expect(summary.startswith("❌"), f"{kind.value}: the sync did not fail: {summary!r}")
+        expect(
             any("GET bot/users" in text for text in errors),
             f"{kind.value}: no error names the page that could not be read: {errors}",
         )
         first_page = set(sorted(sandbox.guild.state.members)[:page_size])
         unread = [u for u in stale if u.id not in first_page]
         written = [u.id for u in unread if await sandbox.client.get_user(u.id) != u]
-        _expect(not written, f"{kind.value}: users of unread pages were written: {written[:5]}")
+        expect(not written, f"{kind.value}: users of unread pages were written: {written[:5]}")
         # The first page was read whole and may have been written; nothing else was.
         extra = _writes(await sandbox.site_stats()) - writes_before
-        _expect(extra <= 1, f"{kind.value}: {extra} write requests for one readable page")
+        expect(extra <= 1, f"{kind.value}: {extra} write requests for one readable page")
         sandbox.facts.setdefault("failed_runs", {})[kind.value] = errors[-1][:120]
     sandbox.say("The site is fixed; a moderator syncs once more.")
     sandbox.command("!sync users")
     summary = await sandbox.wait_for_summary("User sync", within=sandbox.run_timeout())
-    _expect(summary.startswith("✅"), f"the sync after the fix did not finish: {summary!r}")
+    expect(summary.startswith("✅"), f"the sync after the fix did not finish: {summary!r}")
 
 
 async def _make_stale(sandbox: Sandbox, page_size: int) -> list[User]:

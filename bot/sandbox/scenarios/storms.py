@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 
-from bot.sandbox.sandbox import Sandbox
+from bot.sandbox.sandbox import BULK_PATCH, Sandbox, expect
 from bot.sandbox.scenarios.registry import scenario
 from bot.sandbox.world import DEVELOPERS, HELPERS
 
@@ -16,25 +16,21 @@ STORM_SECONDS = 10.0
 STORM_BATCHES = 100
 
 
-def _expect(condition: bool, failure: str) -> None:
-    if not condition:
-        raise RuntimeError(failure)
-
-
 def _ordinary_ids(sandbox: Sandbox) -> list[int]:
     protected = sandbox.guild.protected_ids()
     return [m for m in sandbox.guild.state.members if m not in protected]
 
 
-async def _delete_developers_and_wait_for_a_quarter(sandbox: Sandbox) -> int:
-    """Start the role deletion; returns its number among the finished role deletions (it may
-    finish before the caller waits for it)."""
+async def _delete_developers_and_hold_a_quarter_in(sandbox: Sandbox) -> int:
+    """Start the role deletion and return once the site holds its chunk a quarter of the way
+    through (the caller releases it): whatever the caller does next happens mid-run. Returns
+    the deletion's number among the finished role deletions."""
     nth = len(sandbox.finished_runs("Role deletion")) + 1
     holders = sandbox.members - 2
+    await sandbox.hold_site_after(BULK_PATCH, holders // 4)
     sandbox.discord.delete_role(sandbox.guild.id, sandbox.guild.role_id(DEVELOPERS))
-    await sandbox.wait_for_site(
-        lambda stats: stats["bulk_patch_items"] >= holders // 4, within=sandbox.run_timeout()
-    )
+    held = await sandbox.wait_until_held()
+    expect(0 < held["items_before"] < holders, f"the deletion was not held mid-run: {held}")
     return nth
 
 
@@ -46,10 +42,11 @@ async def _delete_developers_and_wait_for_a_quarter(sandbox: Sandbox) -> int:
 )
 async def gateway_drop(sandbox: Sandbox) -> None:
     guild, discord = sandbox.guild, sandbox.discord
-    resumes = discord.gateway_stats.resumes
+    resumes, replayed = discord.gateway_stats.resumes, discord.gateway_stats.replayed
     sandbox.say(f"Deleting {DEVELOPERS}; the gateway drops a quarter of the way through.")
-    deletion = await _delete_developers_and_wait_for_a_quarter(sandbox)
+    deletion = await _delete_developers_and_hold_a_quarter_in(sandbox)
     dropped = discord.drop_gateway()
+    expect(dropped > 0, "no gateway connection to drop")
     helpers = guild.role_id(HELPERS)
     ids = _ordinary_ids(sandbox)[:DROP_EVENTS]
     sandbox.say(f"Dropped {dropped} gateway connection(s); {DROP_EVENTS} members change meanwhile.")
@@ -61,12 +58,20 @@ async def gateway_drop(sandbox: Sandbox) -> None:
         else:
             discord.update_member(guild.id, user_id, roles=[helpers])
     discord.add_member(guild.id, "joined.while.away")
+    # No await since the drop: the bot could not have reconnected before these events.
+    await sandbox.release_site()
     await discord.wait_until(lambda: discord.gateway_stats.resumes > resumes, within=60.0)
     sandbox.facts["gateway_resumes"] = discord.gateway_stats.resumes - resumes
+    sandbox.facts["replayed_on_resume"] = discord.gateway_stats.replayed - replayed
+    expect(
+        sandbox.facts["replayed_on_resume"] > DROP_EVENTS,
+        f"only {sandbox.facts['replayed_on_resume']} events reached the bot on resume: "
+        "they were not sent while it was away",
+    )
     summary = await sandbox.wait_for_summary(
         "Role deletion", nth=deletion, within=sandbox.run_timeout()
     )
-    _expect(summary.startswith("✅"), f"the role deletion did not finish: {summary!r}")
+    expect(summary.startswith("✅"), f"the role deletion did not finish: {summary!r}")
     await sandbox.wait_until_site_matches()
 
 
@@ -82,13 +87,15 @@ async def event_storm(sandbox: Sandbox) -> None:
     ids = _ordinary_ids(sandbox)
     before = await sandbox.site_stats()
     sandbox.say(f"Deleting {DEVELOPERS}, then {STORM_UPDATES:,} nickname changes.")
-    deletion = await _delete_developers_and_wait_for_a_quarter(sandbox)
+    deletion = await _delete_developers_and_hold_a_quarter_in(sandbox)
     started = time.monotonic()
     per_batch = STORM_UPDATES // STORM_BATCHES
     for batch in range(STORM_BATCHES):
         for n in range(per_batch):
             user_id = rng.choice(ids)
             discord.update_member(guild.id, user_id, nick=f"storm {batch}.{n}")
+        if batch == 0:  # the storm has begun while the deletion had chunks left
+            await sandbox.release_site()
         # Spread over the storm's length; a slow machine just sends them later.
         await asyncio.sleep(
             max(0.0, started + STORM_SECONDS * (batch + 1) / STORM_BATCHES - time.monotonic())
@@ -107,4 +114,4 @@ async def event_storm(sandbox: Sandbox) -> None:
     # One request per event would be 50,000. The queue lingers 1 s, so each second of the storm
     # costs about (updates that second) / 1,000 requests, plus the deletion's members / 1,000.
     budget = (STORM_UPDATES + sandbox.members) // 1000 + 20
-    _expect(writes <= budget, f"{writes} write requests for the storm (budget {budget})")
+    expect(writes <= budget, f"{writes} write requests for the storm (budget {budget})")
