@@ -25,6 +25,7 @@ from bot.sandbox.discord.state import StoredMessage
 from bot.sandbox.site import DEFAULT_TOKEN, FaultConfig, SandboxSite
 from bot.sandbox.world import SandboxGuild, mismatches
 from bot.site import SiteClient
+from tests.site_bounds import broken_bounds
 
 MESSAGE_LIMIT = 2000
 NO_STARTUP = {"SYNC_STARTUP": "false"}
@@ -223,6 +224,11 @@ async def running_bot(
             await asyncio.wait_for(_unless_failed(waited.wait(), runner), 60)
             yield harness
             harness.check_discord_rules()
+            kept = {
+                "chunk_size": bot_settings.chunk_size,
+                "max_in_flight": bot_settings.max_in_flight,
+            }
+            assert broken_bounds(site.stats.snapshot(), **kept) == []
         finally:
             await bot.close()
             if runner is not None:
