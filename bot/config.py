@@ -4,16 +4,22 @@ One table (`FIELDS`) names every setting, its parser, default and meaning, so st
 `.env.example` and the operator docs cannot drift apart. A bad value stops start-up with one line
 naming the setting (`SettingsError`), and secrets are wrapped in `Secret` so no repr, log line or
 traceback can show them.
+
+URL settings are `SecretURL`s: the real URL (a `str`) for the code that connects, with its
+credentials (a password, a token-only userinfo, a `?password=`) masked as `***` in every repr
+and in start-up errors, and listed by `Settings.secrets()` so the log and Sentry scrubbers hide
+them too.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from dotenv import dotenv_values
 
@@ -47,6 +53,60 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+MASK = "***"
+_QUERY_PASSWORD = re.compile(r"([?&;]password=)([^&;#]*)", re.IGNORECASE)
+
+
+def mask_url(url: str) -> tuple[str, tuple[str, ...]]:
+    """`url` with its credentials masked, and those credentials as written and as decoded.
+
+    The userinfo runs to the last `@` of the authority; when a password holds a raw `/`, `?` or
+    `#` (which a URL parser would split in the wrong place) it runs to the last `@` of the URL, so
+    an odd URL errs towards hiding too much. A userinfo with no `:` is taken as a token.
+    """
+    found: list[str] = []
+    head, sep, rest = url.partition("://")
+    if sep:
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        at = authority.rfind("@")
+        if at < 0 and ":" in rest[: max(rest.rfind("@"), 0)]:
+            at = rest.rfind("@")
+        if at >= 0:
+            user, colon, password = rest[:at].partition(":")
+            secret, shown = (password, f"{user}:{MASK}") if colon else (user, MASK)
+            if secret:
+                found += [secret, unquote(secret)]
+                rest = f"{shown}@{rest[at + 1 :]}"
+
+    def hide_query_password(match: re.Match[str]) -> str:
+        found.extend([match[2], unquote_plus(match[2])])
+        return match[1] + MASK if match[2] else match[0]
+
+    rest = _QUERY_PASSWORD.sub(hide_query_password, rest)
+    return head + sep + rest, tuple(dict.fromkeys(s for s in found if s))
+
+
+class SecretURL(str):
+    """A URL setting: the real URL for the code that connects, its credentials masked in reprs.
+
+    It is a `str`, so the journal (Redis) and the site client use it unchanged; `repr()` (and so
+    the repr of `Settings`, `%r` and tracebacks) shows `redacted()`, and `credentials` feeds the
+    log and Sentry scrubbers.
+    """
+
+    __slots__ = ()
+
+    def redacted(self) -> str:
+        return mask_url(self)[0]
+
+    @property
+    def credentials(self) -> tuple[str, ...]:
+        return mask_url(self)[1]
+
+    def __repr__(self) -> str:
+        return repr(self.redacted())
 
 
 # -- parsers: each takes the raw text and returns the value or raises ValueError(reason) --------
@@ -96,22 +156,33 @@ def _snowflakes(text: str) -> tuple[int, ...]:
     return tuple(_snowflake(part) for part in text.replace(" ", ",").split(",") if part)
 
 
-def _http_url(text: str) -> str:
+def _http_url(text: str) -> SecretURL:
     parts = urlsplit(text.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
-    return text.strip().rstrip("/")
+    if parts.username is not None or parts.password is not None:
+        # The site (and Discord) take a token in the Authorization header; HTTP has room for one,
+        # so aiohttp refuses to add Basic credentials from the URL and every request would fail.
+        raise ValueError(
+            "must not contain a user or password; requests carry their token in the "
+            "Authorization header"
+        )
+    return SecretURL(text.strip().rstrip("/"))
 
 
-def _optional_http_url(text: str) -> str | None:
+def _optional_http_url(text: str) -> SecretURL | None:
     return _http_url(text) if text.strip() else None
 
 
-def _state_url(text: str) -> str:
+def _state_url(text: str) -> SecretURL:
     scheme = urlsplit(text.strip()).scheme
     if scheme not in ("sqlite", "redis", "rediss"):
         raise ValueError("must start with sqlite:/// or redis://")
-    return text.strip()
+    return SecretURL(text.strip())
+
+
+def _url_text(text: str) -> SecretURL:
+    return SecretURL(text.strip())
 
 
 def _secret(text: str) -> Secret | None:
@@ -205,7 +276,7 @@ FIELDS: tuple[Field, ...] = (
     Field("LOG_LEVEL", "log_level", _log_level, "INFO", "Logging level"),
     Field("DISCORD_API_URL", "discord_api_url", _optional_http_url, "",
           "Sandbox only: a loopback Discord REST base; empty means discord.com"),
-    Field("DISCORD_GATEWAY_URL", "discord_gateway_url", _text, "",
+    Field("DISCORD_GATEWAY_URL", "discord_gateway_url", _url_text, "",
           "Sandbox only: a loopback Discord gateway URL; empty means Discord's"),
 )  # fmt: skip
 
@@ -217,14 +288,14 @@ class Settings:
     log_channel_id: int | None
     moderator_role_ids: tuple[int, ...]
     prefix: str
-    site_api_url: str
+    site_api_url: SecretURL
     site_api_key: Secret
     chunk_size: int
     max_in_flight: int
     page_size: int
     request_timeout: float
     retry_attempts: int
-    state_url: str
+    state_url: SecretURL
     startup_sync: bool
     chunking_timeout: float
     progress_interval: float
@@ -235,8 +306,8 @@ class Settings:
     sentry_dsn: Secret | None
     sentry_environment: str
     log_level: str
-    discord_api_url: str | None
-    discord_gateway_url: str
+    discord_api_url: SecretURL | None
+    discord_gateway_url: SecretURL
 
     def check_bot_ready(self) -> None:
         """Settings the real bot cannot run without (the sandbox fills them in itself)."""
@@ -248,9 +319,11 @@ class Settings:
                 raise SettingsError(f"setting {env}: must be set to run the bot")
 
     def secrets(self) -> list[str]:
-        """Every secret's plain value, for the log and Sentry scrubbers."""
-        found = (getattr(self, f.attr) for f in FIELDS if f.secret)
-        return [s.reveal() for s in found if isinstance(s, Secret) and s.reveal()]
+        """Every secret's plain value and every URL setting's credentials, for the scrubbers."""
+        values = [getattr(self, f.attr) for f in FIELDS]
+        found = [v.reveal() for v in values if isinstance(v, Secret) and v.reveal()]
+        found += [c for v in values if isinstance(v, SecretURL) for c in v.credentials]
+        return list(dict.fromkeys(found))
 
 
 def load_settings(
@@ -268,7 +341,8 @@ def load_settings(
         try:
             parsed[field.attr] = field.parse(text)
         except ValueError as error:
-            shown = "" if field.secret else f" (got {text!r:.60})"
+            # Masked before it is cut to length, so no cut can leave part of a password.
+            shown = "" if field.secret else f" (got {mask_url(text)[0]!r:.60})"
             raise SettingsError(f"setting {field.env}: {error}{shown}") from None
     assert {f.attr for f in FIELDS} == {f.name for f in fields(Settings)}
     return Settings(**parsed)

@@ -2,23 +2,28 @@
 
 Redaction happens on the fully formatted record (message, arguments and traceback together), so a
 token that reaches a log line by any path — an exception's repr, a URL, a library's debug output —
-is replaced before it is written.
+is replaced before it is written. The password of any URL (`scheme://user:password@host`) is
+replaced as well, known or not: the settings' own URL credentials are also in `secrets`, which
+catches them however they were written, and the pattern catches URLs from anywhere else.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 
 REDACTED = "[redacted]"
+_URL_PASSWORD = re.compile(r"(://[^\s/?#@:]*:)[^\s/?#@]+@")
+"""The password of a URL's userinfo: `scheme://user:` is kept, the password up to `@` is not."""
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    return text
+    return _URL_PASSWORD.sub(lambda match: f"{match[1]}{REDACTED}@", text)
 
 
 class RedactingFormatter(logging.Formatter):

@@ -93,3 +93,105 @@ def test_bad_setting_exits_non_zero_with_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == ["error: setting SYNC_CHUNK_SIZE: must be between 1 and 5000 (got '0')"]
+
+
+# -- credentials inside URL settings (issue 13, defect 9) -------------------------------------
+
+REDIS_PASSWORD = "hunter2-redis"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "hidden"),
+    [
+        (f"redis://:{REDIS_PASSWORD}@host:6379/0", "redis://:***@host:6379/0", [REDIS_PASSWORD]),
+        ("redis://sync:s3cr%40t@host/1", "redis://sync:***@host/1", ["s3cr%40t", "s3cr@t"]),
+        ("rediss://token-only-xyz@host/2", "rediss://***@host/2", ["token-only-xyz"]),
+        ("redis://host/0?password=q-pass-77", "redis://host/0?password=***", ["q-pass-77"]),
+        ("redis://:pa/ss-odd@host/0", "redis://:***@host/0", ["pa/ss-odd"]),
+    ],
+)
+def test_state_url_password_never_shows_but_reaches_the_store(url, shown, hidden):
+    s = settings(SYNC_STATE_URL=url)
+    assert s.state_url == url  # the journal gets the real URL ...
+    text = repr(s) + str(s) + repr(s.state_url) + f"{s!r}"
+    assert shown in text  # ... every repr shows it masked ...
+    for secret in hidden:
+        assert secret not in text
+        assert secret in s.secrets()  # ... and the log/Sentry scrubbers know the password
+
+
+def test_redis_gets_the_real_password_from_the_state_url():
+    import redis.asyncio as aioredis
+
+    s = settings(SYNC_STATE_URL=f"redis://sync:{REDIS_PASSWORD}@host:6379/0")
+    kwargs = aioredis.from_url(s.state_url).connection_pool.connection_kwargs
+    assert (kwargs["username"], kwargs["password"]) == ("sync", REDIS_PASSWORD)
+
+
+def test_urls_without_credentials_are_unchanged():
+    s = settings(SYNC_STATE_URL="redis://redis:6379/0")
+    assert "state_url='redis://redis:6379/0'" in repr(s)
+    assert "site_api_url='http://site:8000/api'" in repr(s)
+    assert s.secrets() == [s.site_api_key.reveal()]
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "fragment"),
+    [
+        ("SYNC_STATE_URL", f"postgres://u:{REDIS_PASSWORD}@db/x", "postgres://u:***@db/x"),
+        ("SYNC_STATE_URL", f"mysql://:{REDIS_PASSWORD}@db/x", "mysql://:***@db/x"),
+        ("URLS_SITE_API", f"ftp://bot:{REDIS_PASSWORD}@site/api", "ftp://bot:***@site/api"),
+        ("URLS_SITE_API", f"https://bot:{REDIS_PASSWORD}@[::1", "Invalid IPv6 URL"),
+        (
+            "SYNC_STATE_URL",
+            f"postgres://u:{'x' * 42}{REDIS_PASSWORD}@db/x",
+            "must start with sqlite:///",
+        ),
+    ],
+)
+def test_bad_url_errors_never_echo_the_password(env, value, fragment):
+    with pytest.raises(SettingsError) as info:
+        settings(**{env: value})
+    message = str(info.value)
+    assert message.startswith(f"setting {env}: ")
+    assert fragment in message
+    assert "\n" not in message
+    assert REDIS_PASSWORD not in message
+    assert REDIS_PASSWORD[:4] not in message  # not even cut short by the length limit
+
+
+@pytest.mark.parametrize("env", ["URLS_SITE_API", "DISCORD_API_URL"])
+def test_http_urls_with_credentials_are_refused_at_start_up(env):
+    """The site (and Discord) authenticate with a token in the Authorization header; aiohttp will
+    not also send Basic credentials from the URL, so every request would fail at run time."""
+    with pytest.raises(SettingsError) as info:
+        settings(**{env: f"https://bot:{REDIS_PASSWORD}@site/api"})
+    message = str(info.value)
+    assert message.startswith(f"setting {env}: must not contain a user or password")
+    assert "https://bot:***@site/api" in message
+    assert REDIS_PASSWORD not in message
+
+
+def test_gateway_url_password_is_masked():
+    s = settings(DISCORD_GATEWAY_URL=f"ws://u:{REDIS_PASSWORD}@127.0.0.1:1/gw")
+    assert s.discord_gateway_url == f"ws://u:{REDIS_PASSWORD}@127.0.0.1:1/gw"
+    assert REDIS_PASSWORD not in repr(s)
+    assert REDIS_PASSWORD in s.secrets()
+
+
+def test_bad_state_url_exits_2_with_one_line_and_no_password(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        env={"SYNC_STATE_URL": f"postgres://u:{REDIS_PASSWORD}@db/x", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert REDIS_PASSWORD not in result.stderr + result.stdout
+    assert result.stderr.strip().splitlines() == [
+        "error: setting SYNC_STATE_URL: must start with sqlite:/// or redis:// "
+        "(got 'postgres://u:***@db/x')"
+    ]

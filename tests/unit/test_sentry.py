@@ -40,3 +40,29 @@ async def test_events_and_transactions_are_scrubbed_and_tagged():
     assert transactions and transactions[0]["tags"]["run_id"] == "r1"
     assert transactions[0]["tags"]["trigger"] == "startup"
     assert [span["op"] for span in transactions[0]["spans"]] == ["sync.chunk"]
+
+
+async def test_url_passwords_from_the_settings_are_scrubbed_from_events():
+    from bot.config import load_settings
+
+    password = "hunter2-redis"
+    settings = load_settings(
+        {"SYNC_STATE_URL": f"redis://:{password}@redis:6379/0", "BOT_SENTRY_DSN": DSN},
+        env_file=None,
+    )
+    transport = RecordingTransport()
+    init_sentry(DSN, "test", settings.secrets(), transport=transport)
+    try:
+        logging.getLogger("bot.test").error("journal %s unreachable", settings.state_url)
+        state_url = settings.state_url  # a local variable, which Sentry sends with the frame
+        try:
+            raise ConnectionError(f"Error connecting to {state_url}")
+        except ConnectionError:
+            sentry_sdk.capture_exception()
+        sentry_sdk.flush()
+    finally:
+        sentry_sdk.get_client().close()
+    everything = "\n".join(transport.payloads())
+    assert "redis://:[redacted]@redis:6379/0" in everything
+    assert "Error connecting to" in everything
+    assert password not in everything
