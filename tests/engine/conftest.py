@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,6 +14,10 @@ from bot.sandbox.site import FaultConfig, SandboxSite
 from bot.site.client import SiteClient
 from bot.site.records import Role, User
 from bot.site.retry import RetryPolicy
+from tests.site_bounds import broken_bounds
+
+BULK_PATCH = "PATCH /api/bot/users/bulk_patch"
+CREATE = "POST /api/bot/users"
 
 TOKEN = "engine-tests-token"
 
@@ -27,6 +32,9 @@ class Rig:
     client: SiteClient
     guild: InMemoryGuild
     engine: SyncEngine
+    chunk_size: int
+    max_in_flight: int
+    """As configured: the bounds the engine promised the site."""
     events: list[ProgressEvent] = field(default_factory=list)
 
     def seed(self, roles: Iterable[Role] = (), users: Iterable[User] = ()) -> None:
@@ -37,6 +45,16 @@ class Rig:
 
     def of_type(self, kind: type) -> list:
         return [event for event in self.events if isinstance(event, kind)]
+
+    def broken_bounds(self) -> list[str]:
+        """The configured bounds, checked from what the site itself counted (its stats), never
+        from the engine's counters: a user write above the chunk size, an empty request, more
+        user writes served at once than `max_in_flight`. Empty when every bound held."""
+        return broken_bounds(
+            self.site.stats.snapshot(),
+            chunk_size=self.chunk_size,
+            max_in_flight=self.max_in_flight,
+        )
 
     def mismatches(self) -> list[str]:
         """Differences between the site and the guild: the property every sync must restore."""
@@ -76,7 +94,7 @@ async def make_rig(
         page_size=page_size,
         linger=linger,
     )
-    rig = Rig(site, client, guild, engine)
+    rig = Rig(site, client, guild, engine, chunk_size, max_in_flight)
     engine.subscribe(rig.events.append)
     return rig, site
 
@@ -92,6 +110,13 @@ async def rig() -> AsyncIterator[Rig]:
     made, _ = await make_rig()
     yield made
     await close_rig(made)
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """A bounded wait on observed state (the site's counters and gate signal no event)."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
 
 
 def person(user_id: int, name: str = "", roles: Iterable[int] = (), in_guild: bool = True) -> User:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
-from bot.engine import BadRecords, ChunkDone, ChunkFailed, RateMeter, Retrying, RunFinished
+from bot.engine import BadRecords, ChunkDone, ChunkFailed, RateMeter, Retrying, RunFinished, sender
 from bot.sandbox.site import FaultConfig
 from bot.site.records import Role
 
-from .conftest import Rig, close_rig, make_rig, person
+from .conftest import BULK_PATCH, Rig, close_rig, make_rig, person, until
 
 MOD = Role(100, "mod", 0, 0, 2)
 HELPER = Role(101, "helper", 0, 0, 1)
@@ -26,6 +27,7 @@ async def test_a_patch_for_a_user_the_site_lacks_becomes_a_create(rig: Rig) -> N
     assert rig.mismatches() == []
     assert rig.engine.events.counts["created"] == 1
     assert rig.engine.events.counts["updated"] == 5
+    assert rig.broken_bounds() == []
 
 
 async def test_bad_records_are_isolated_reported_and_the_good_ones_land(rig: Rig) -> None:
@@ -46,7 +48,7 @@ async def test_bad_records_are_isolated_reported_and_the_good_ones_land(rig: Rig
     site = rig.site_users()
     assert site[3].name == "user3" and site[7].name == "user7" and 23 not in site
     assert all(site[i] == rig.guild.member(i) for i in range(1, 26) if i not in bad)
-    assert rig.site.stats.largest_request_items <= 10
+    assert rig.broken_bounds() == []  # bisecting never sends an empty or oversized request
 
 
 async def test_injected_server_errors_rate_limits_and_resets_are_recovered() -> None:
@@ -64,6 +66,7 @@ async def test_injected_server_errors_rate_limits_and_resets_are_recovered() -> 
         assert rig.mismatches() == []
         assert rig.of_type(Retrying), "the faults should have forced retries"
         assert sum(rig.site.stats.faults.values()) >= 3
+        assert rig.broken_bounds() == []  # retries stay inside the window
     finally:
         await close_rig(rig)
 
@@ -85,6 +88,7 @@ async def test_a_site_that_refuses_writes_fails_the_run_without_crashing_and_a_r
         again = await asyncio.wait_for(rig.engine.sync_users(), 20)
         assert (again.status, again.updated) == ("finished", 30)
         assert rig.mismatches() == []
+        assert rig.broken_bounds() == []
     finally:
         await close_rig(rig)
 
@@ -113,6 +117,7 @@ async def test_cancelling_mid_sync_counts_only_confirmed_writes_and_a_rerun_comp
         again = await asyncio.wait_for(rig.engine.sync_users(), 10)
         assert (again.status, again.updated, again.unchanged) == ("finished", 200 - landed, landed)
         assert rig.mismatches() == []
+        assert rig.broken_bounds() == []
     finally:
         await close_rig(rig)
 
@@ -137,23 +142,63 @@ async def test_a_member_update_during_a_long_sync_ends_with_the_newer_value() ->
         site = rig.site_users()
         assert site[1].name == site[100].name == "event-newer"
         assert rig.mismatches() == []
+        assert rig.broken_bounds() == []  # event writes share the window with the sync's
     finally:
         await close_rig(rig)
 
 
-async def test_in_flight_requests_adapt_but_never_exceed_the_maximum() -> None:
-    rig, _ = await make_rig(
-        chunk_size=4, max_in_flight=3, faults=FaultConfig(slow=0.3, slow_delay=0.05, seed=2)
-    )
+async def test_the_window_grows_to_its_maximum_and_the_site_never_serves_more_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Growth, not latency, is under test: on a busy machine one slow answer would count as
+    # congestion and halve the window, so no answer counts as slow here.
+    monkeypatch.setattr(sender, "SLOW_ALLOWANCE_S", 3600.0)
+    rig, site = await make_rig(chunk_size=4, max_in_flight=4)
     try:
         rig.seed([], [person(i) for i in range(1, 161)])
         for i in range(1, 161):
             rig.guild.add_member(person(i, f"n{i}"))
-        report = await asyncio.wait_for(rig.engine.sync_users(), 20)
+        assert rig.engine.window.limit < 4, "the window starts low: reaching 4 means it grew"
+        # Forty items (ten chunks) are answered first, each healthy chunk widening the window;
+        # then every write is held, so the engine piles up as many as its window lets it.
+        site.hold.arm(BULK_PATCH, after_items=40)
+        task = asyncio.create_task(rig.engine.sync_users())
+        await until(lambda: site.hold.waiting >= 4)
+        assert site.hold.items_before >= 40
+        assert site.stats.user_writes_in_flight == 4
+        site.hold.release()
+        report = await asyncio.wait_for(task, 20)
         assert report.status == "finished"
-        in_flight = [event.in_flight for event in rig.of_type(ChunkDone)]
-        assert max(in_flight) <= 3 and rig.engine.window.peak_in_flight == 3
-        assert rig.engine.window.limit >= 1
+        assert rig.mismatches() == []
+        assert site.stats.user_writes_peak_in_flight == 4  # reached, and after the run, never more
+        assert rig.broken_bounds() == []
+    finally:
+        await close_rig(rig)
+
+
+async def test_the_site_side_check_catches_a_window_that_lets_too_many_requests_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig, site = await make_rig(chunk_size=4, max_in_flight=2)
+    try:
+        rig.seed([], [person(i) for i in range(1, 41)])
+        for i in range(1, 41):
+            rig.guild.add_member(person(i, f"n{i}"))
+        window = rig.engine.window
+
+        async def acquire_without_waiting() -> None:
+            window.in_flight += 1  # the deliberate bug: a window that never shuts
+
+        monkeypatch.setattr(window, "acquire", acquire_without_waiting)
+        site.hold.arm(BULK_PATCH, after_items=0)  # every write waits, so they overlap for sure
+        task = asyncio.create_task(rig.engine.sync_users())
+        await until(lambda: site.hold.waiting > 2)
+        site.hold.release()
+        report = await asyncio.wait_for(task, 10)
+        assert report.status == "finished"
+        peak = site.stats.user_writes_peak_in_flight
+        assert peak > 2
+        assert rig.broken_bounds() == [f"{peak} user writes in flight at once (maximum 2)"]
     finally:
         await close_rig(rig)
 
@@ -179,6 +224,7 @@ async def test_role_deletion_strips_holders_in_chunks_then_deletes_without_casca
     assert [r.id for r in rig.site.store.all_roles()] == [101]
     assert all(100 not in u.roles for u in rig.site_users().values())
     assert rig.mismatches() == []
+    assert rig.broken_bounds() == []
 
 
 async def test_dry_run_counts_without_writing(rig: Rig) -> None:
@@ -207,42 +253,44 @@ async def test_a_user_created_instead_of_patched_counts_once_as_created_and_neve
     assert rig.mismatches() == []
     assert not rig.of_type(BadRecords) and not rig.of_type(ChunkFailed)
     assert all(event.ok for event in rig.of_type(ChunkDone))
+    assert rig.broken_bounds() == []
 
 
-async def test_cancelling_a_failed_run_while_it_drains_still_reports_it_cancelled() -> None:
-    faults = FaultConfig(
-        slow=1.0, slow_delay=0.3, write_only=True, malformed_pages="wrong_types",
-        malformed_from_page=2,
-    )  # fmt: skip
-    rig, _ = await make_rig(chunk_size=5, max_in_flight=1, faults=faults, attempts=1)
+async def test_cancelling_a_failed_run_while_it_drains_still_reports_it_cancelled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="bot.engine.engine")
+    faults = FaultConfig(malformed_pages="wrong_types", malformed_from_page=2)
+    rig, site = await make_rig(chunk_size=5, max_in_flight=1, faults=faults, attempts=1)
     try:
         rig.seed([], [person(i) for i in range(1, 101)])
         for i in range(1, 101):
             rig.guild.add_member(person(i, f"n{i}"))
+        # Page 1's 25 writes fit in the queue (10 items) once 15 are answered, so the walk
+        # reaches page 2 and fails whatever happens to the writes after those: the gate holds
+        # the next one, and the failed run is left draining with a write of it held.
+        site.hold.arm(BULK_PATCH, after_items=15)
         task = asyncio.create_task(rig.engine.sync_users())
-        # The walk stops at page 2; the run then waits for the writes it already queued.
-        await asyncio.wait_for(
-            _until(lambda: rig.site.stats.by_route.get("GET /api/bot/users", 0) >= 2), 5
-        )
-        await asyncio.sleep(0.1)
+        await until(lambda: site.hold.waiting == 1 and _stopped(caplog, "users-1"))
         assert not task.done()
         task.cancel()
+        site.hold.release()  # the cancelled run still waits for the write in flight
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
         await asyncio.wait_for(rig.engine.hub.idle(), 5)
         (finished,) = rig.of_type(RunFinished)
         landed = sum(u.name.startswith("n") for u in rig.site_users().values())
         assert finished.status == "cancelled"
-        assert finished.updated == landed < 25
+        assert 15 <= finished.updated == landed < 25
         assert len(rig.engine.queue) == 0
+        assert rig.broken_bounds() == []
     finally:
         await close_rig(rig)
 
 
-async def _until(condition) -> None:
-    # Polled: the sandbox site's request counters signal no event.
-    while not condition():  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
+def _stopped(caplog: pytest.LogCaptureFixture, run_id: str) -> bool:
+    """The engine logged the run's failure: it is past the walk, waiting for its writes."""
+    return any(record.getMessage().startswith(f"{run_id} stopped") for record in caplog.records)
 
 
 async def test_the_progress_meter_counts_what_a_run_wrote_in_chunks_with_rejected_items(
@@ -261,3 +309,4 @@ async def test_the_progress_meter_counts_what_a_run_wrote_in_chunks_with_rejecte
     for event in rig.events:
         meter.feed(event)
     assert meter.done == report.written == 27
+    assert rig.broken_bounds() == []
