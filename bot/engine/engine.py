@@ -23,6 +23,7 @@ from bot.engine.progress import (
     Subscriber,
 )
 from bot.engine.queue import Op, WriteQueue
+from bot.engine.role_writes import RoleWrites
 from bot.engine.roles import diff_roles
 from bot.engine.run import Run
 from bot.engine.sender import AdaptiveWindow, ChunkSender, current_chunk
@@ -55,7 +56,9 @@ class SyncEngine:
         self.window = AdaptiveWindow(max_in_flight)
         self.queue = WriteQueue(chunk_size, chunk_size * (max_in_flight + 1), linger)
         self.events = Run("events", "events", "gateway")
-        self._sender = ChunkSender(client, guild, self.hub, self.window)
+        self.role_writes = RoleWrites()
+        """Role writes in progress; the cog announces a role event's write as it sees it."""
+        self._sender = ChunkSender(client, guild, self.hub, self.window, self.role_writes)
         self._stripping: set[int] = set()
         self._run_lock = asyncio.Lock()
         self._run_numbers = itertools.count(1)
@@ -170,19 +173,21 @@ class SyncEngine:
 
         A role event must reach the site before the member updates that name the role (they are
         sent after the queue's linger), so it does not wait behind a long run: one idempotent
-        request, its current value read from the guild. Returns what was written, or None if
-        the guild no longer has the role (its deletion follows as a run of its own).
+        request, its current value read from the guild. Member writes naming the role wait until
+        it settles (see role_writes.py). Returns what was written, or None if the guild no
+        longer has the role (its deletion follows as a run of its own).
         """
-        role = next((r for r in self.guild.roles() if r.id == role_id), None)
-        if role is None:
-            return None
-        try:
-            await self.client.update_role(role)
-        except SiteAPIError as error:
-            if error.status != 404:
-                raise
-            await self.client.create_role(role)
-        return role
+        with self.role_writes.writing(role_id):
+            role = next((r for r in self.guild.roles() if r.id == role_id), None)
+            if role is None:
+                return None
+            try:
+                await self.client.update_role(role)
+            except SiteAPIError as error:
+                if error.status != 404:
+                    raise
+                await self.client.create_role(role)
+            return role
 
     async def delete_role(
         self, role_id: int, trigger: str = "role deleted", run_id: str | None = None
@@ -359,8 +364,8 @@ class SyncEngine:
         if chunk is not None:
             chunk.retries += 1
         self.window.congested()
-        run_id = chunk.run_id if chunk is not None else "site"
-        self.hub.publish(Retrying(run_id, error.summary(), attempt, wait))
+        for run_id in chunk.run_ids if chunk is not None else ("site",):
+            self.hub.publish(Retrying(run_id, error.summary(), attempt, wait))
         if self._chained_retry_hook is not None:
             result = self._chained_retry_hook(error, attempt, wait)
             if result is not None:

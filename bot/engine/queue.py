@@ -54,9 +54,10 @@ class Op:
 
 
 def _merge_kind(old: Kind, new: Kind) -> Kind:
-    if old is new or (old is Kind.CREATE and new is Kind.PATCH):
-        return old
-    return Kind.UPSERT
+    """Two writes of different kinds become an upsert. Never a create: the site skips a create
+    for an id it already has (someone else created it since it was queued), so a create that
+    absorbed a patch could drop the patch's newer fields."""
+    return old if old is new else Kind.UPSERT
 
 
 def build_op(user_id: int, pending: Pending, guild: GuildState, stripping: Collection[int]) -> Op:

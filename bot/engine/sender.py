@@ -2,8 +2,9 @@
 
 A chunk is at most `chunk_size` ops and never empty. Its creates go out as one bulk POST, then
 its patches as one bulk_patch. The site's answers are turned into per-item outcomes:
-- bulk_patch 404 names the first unknown id and writes nothing: that user is created instead
-  and the rest is sent again;
+- bulk_patch 404 names the first unknown id and writes nothing: the chunk's members are bulk
+  created (the site skips ids it has) and the patch is sent again; the named user counts as
+  created, the others as updated (the site does not say which of them it lacked);
 - 400 with a list aligned with the input names the bad items: they are reported, the good
   ones are sent again; any other 400 is bisected until the bad items are isolated;
 - anything still failing after the client's retries is reported failed; the run goes on.
@@ -18,14 +19,16 @@ import re
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.engine.guild import GuildState
 from bot.engine.progress import BadRecords, ChunkDone, ChunkFailed, ProgressHub
 from bot.engine.queue import Op
+from bot.engine.role_writes import RoleWrites
 from bot.site.client import SiteClient
 from bot.site.errors import SiteAPIError
+from bot.site.records import User
 
 USER_NOT_FOUND = re.compile(r"User with id (\d+) not found")
 SLOW_FACTOR = 2.0
@@ -39,9 +42,11 @@ LATENCY_MEMORY = 32
 class ChunkContext:
     """Set in the context of the task sending a chunk, so the client's retry hook finds it."""
 
-    run_id: str
+    run_ids: tuple[str, ...]
+    """Every run with an op in the chunk: a retry of its requests concerns each of them."""
     retries: int = 0
-    failed: int = 0
+    request_failures: Counter[str] = field(default_factory=Counter)
+    """Ops per run that failed because a request failed (not records the site rejected)."""
 
 
 current_chunk: contextvars.ContextVar[ChunkContext | None] = contextvars.ContextVar(
@@ -99,22 +104,27 @@ class ChunkSender:
         guild: GuildState,
         hub: ProgressHub,
         window: AdaptiveWindow,
+        role_writes: RoleWrites,
     ) -> None:
         self.client = client
         self.guild = guild
         self.hub = hub
         self.window = window
+        self.role_writes = role_writes
 
     async def send(self, ops: list[Op]) -> None:
         """Send one chunk and settle every op into its run; never raises SiteAPIError."""
-        context = ChunkContext(ops[0].owner.run_id)
+        await self.role_writes.wait_for(_roles_named(ops))
+        items_by_run = Counter(op.owner.run_id for op in ops)
+        context = ChunkContext(tuple(items_by_run))
         current_chunk.set(context)
         started = time.monotonic()
         await _Chunk(self, context).send(ops)
         latency = time.monotonic() - started
-        ok = context.failed == 0
-        self.window.record(latency, len(ops), healthy=ok and context.retries == 0)
-        for run_id, items in Counter(op.owner.run_id for op in ops).items():
+        healthy = not context.request_failures and context.retries == 0
+        self.window.record(latency, len(ops), healthy=healthy)
+        for run_id, items in items_by_run.items():
+            ok = context.request_failures[run_id] == 0
             self.hub.publish(ChunkDone(run_id, ok, items, latency, self.window.in_flight))
 
 
@@ -153,7 +163,12 @@ class _Chunk:
         await self.client.create_users(op.create for op in ops if op.create is not None)
 
     async def _patch(self, ops: list[Op]) -> None:
-        """bulk_patch `ops`; a user the site lacks is taken out of `ops` and created instead."""
+        """bulk_patch `ops`. The site answers 404 for the first id it lacks and writes nothing,
+        so after a site restore a chunk would cost one request per missing user: instead the
+        first 404 bulk creates every member of the chunk (the site skips ids it has) and the
+        patch is sent again. A constant number of requests per chunk, however many are missing.
+        """
+        created_chunk = False
         while ops:
             try:
                 await self.client.bulk_patch_users([op.patch for op in ops])
@@ -163,14 +178,35 @@ class _Chunk:
                 index = next((i for i, op in enumerate(ops) if op.user_id == missing), None)
                 if index is None:
                     raise
-            op = ops.pop(index)
+            op = ops[index]
             member = self.guild.member(op.user_id)
             if member is None:
+                ops.pop(index)
                 op.settle("skipped")  # neither on the site nor a member: nothing to write
+            elif not created_chunk:
+                created_chunk = True
+                op.outcome = "created"
+                ops[:] = await self._create_members_of(ops)
             else:
-                # The same op, so it settles once: as created, or failed if the create fails.
+                # Created with the chunk, yet gone again: the same op, so it settles once,
+                # as created, or failed if this create fails too.
+                ops.pop(index)
                 op.outcome, op.create, op.patch = "created", member, None
                 self.late_creates.append(op)
+
+    async def _create_members_of(self, ops: list[Op]) -> list[Op]:
+        """Bulk create the members among `ops`, each as its patch would leave it (existing ids
+        are skipped, not updated); returns the ops still to patch (bad records are settled)."""
+        creatable = []
+        for op in ops:
+            member = self.guild.member(op.user_id)
+            if member is not None and op.patch is not None:
+                op.create = User.from_json(member.to_json() | op.patch)
+                creatable.append(op)
+        await self._send_isolating(creatable, self._post)
+        for op in creatable:
+            op.create = None
+        return [op for op in ops if not op.settled]
 
     async def _send_isolating(
         self, ops: list[Op], send: Callable[[list[Op]], Awaitable[None]]
@@ -188,10 +224,10 @@ class _Chunk:
         self, ops: list[Op], error: SiteAPIError, send: Callable[[list[Op]], Awaitable[None]]
     ) -> list[Op]:
         if error.status != 400:
-            self._settle_failed(ops)
-            self.hub.publish(
-                ChunkFailed(self.context.run_id, tuple(op.user_id for op in ops), error.summary())
-            )
+            for run_id, failed in _by_run(ops).items():
+                self.context.request_failures[run_id] += len(failed)
+                _settle_failed(failed)
+                self.hub.publish(ChunkFailed(run_id, _ids(failed), error.summary()))
             return []
         body = error.body
         if _aligned(body, ops) and any(body):
@@ -208,14 +244,37 @@ class _Chunk:
         return first + await self._send_isolating(ops[middle:], send)
 
     def _bad(self, ops: list[Op], message: str) -> None:
-        self._settle_failed(ops)
-        ids = tuple(op.user_id for op in ops)
-        self.hub.publish(BadRecords(self.context.run_id, ids, 400, message))
+        """Records the site refused for their content: failed items, but no failed request."""
+        for run_id, bad in _by_run(ops).items():
+            _settle_failed(bad)
+            self.hub.publish(BadRecords(run_id, _ids(bad), 400, message))
 
-    def _settle_failed(self, ops: list[Op]) -> None:
-        self.context.failed += len(ops)
-        for op in ops:
-            op.settle("failed")
+
+def _roles_named(ops: list[Op]) -> set[int]:
+    named: set[int] = set()
+    for op in ops:
+        if op.create is not None:
+            named |= op.create.roles
+        if op.patch is not None:
+            named.update(op.patch.get("roles", ()))
+    return named
+
+
+def _by_run(ops: list[Op]) -> dict[str, list[Op]]:
+    """Ops grouped by the run that owns them: each run hears only of its own outcomes."""
+    grouped: dict[str, list[Op]] = {}
+    for op in ops:
+        grouped.setdefault(op.owner.run_id, []).append(op)
+    return grouped
+
+
+def _ids(ops: list[Op]) -> tuple[int, ...]:
+    return tuple(op.user_id for op in ops)
+
+
+def _settle_failed(ops: list[Op]) -> None:
+    for op in ops:
+        op.settle("failed")
 
 
 def _aligned(body: Any, ops: list[Op]) -> bool:

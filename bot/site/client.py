@@ -141,7 +141,23 @@ class SiteClient:
         return _records(body, Role.from_json, "GET", "bot/roles")
 
     async def create_role(self, role: Role) -> None:
-        await self.request("POST", "bot/roles", json=role.to_json())
+        """Create a role. "Already exists" is checked, not believed: when an earlier attempt
+        landed but its answer was lost, the retry is refused although the role is there, so
+        the role is read back and the create counts as done if it matches."""
+        try:
+            await self.request("POST", "bot/roles", json=role.to_json())
+        except SiteAPIError as error:
+            if not _already_exists(error) or await self.get_role(role.id) != role:
+                raise
+
+    async def get_role(self, role_id: int) -> Role | None:
+        try:
+            body = await self.request("GET", f"bot/roles/{role_id}")
+        except SiteAPIError as error:
+            if error.status == 404:
+                return None
+            raise
+        return _record(body, Role.from_json, "GET", f"bot/roles/{role_id}")
 
     async def update_role(self, role: Role) -> None:
         await self.request("PUT", f"bot/roles/{role.id}", json=role.to_json())
@@ -219,3 +235,13 @@ def _records(body: Any, parse: Callable[[Any], Any], method: str, path: str) -> 
     if not isinstance(body, list):
         raise SiteAPIError(method, path, 200, _excerpt(body), reason="expected a list")
     return [_record(item, parse, method, path) for item in body]
+
+
+def _already_exists(error: SiteAPIError) -> bool:
+    """The site's 400 for a create whose id is taken ("role with this ID already exists.")."""
+    body = error.body
+    return (
+        error.status == 400
+        and isinstance(body, dict)
+        and any("already exists" in str(message) for message in body.get("id", []))
+    )

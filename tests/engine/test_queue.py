@@ -1,6 +1,8 @@
 """Branch logic of the write queue: coalescing, build-time payloads, deferral, backpressure."""
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -69,7 +71,7 @@ def test_stripping_removes_the_role_from_members_and_left_users() -> None:
     ("first", "second", "merged"),
     [
         (Kind.PATCH, Kind.PATCH, Kind.PATCH),
-        (Kind.CREATE, Kind.PATCH, Kind.CREATE),
+        (Kind.CREATE, Kind.PATCH, Kind.UPSERT),  # a create alone could drop the patch
         (Kind.PATCH, Kind.CREATE, Kind.UPSERT),
         (Kind.PATCH, Kind.UPSERT, Kind.UPSERT),
         (Kind.CREATE, Kind.UPSERT, Kind.UPSERT),
@@ -109,21 +111,39 @@ def test_chunks_hold_at_most_chunk_size_items() -> None:
     assert [len(queue.take(guild, ())) for _ in range(3)] == [3, 3, 1]
 
 
+async def started(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Run `coro` in a task until it first waits or ends, and return the task.
+
+    The task signals before it calls `coro`, and the caller can only resume once the task has
+    gone as far as it can without waiting: a put that would not block has happened by then.
+    """
+    began = asyncio.Event()
+
+    async def run() -> None:
+        began.set()
+        await coro
+
+    task = asyncio.create_task(run())
+    await began.wait()
+    return task
+
+
 async def test_full_sync_producers_wait_for_room_and_resume_when_writes_are_answered() -> None:
-    guild = InMemoryGuild([], [member(i) for i in range(5)])
+    guild = InMemoryGuild([], [member(i) for i in range(6)])
     queue, run = make_queue(chunk_size=2, limit=2), Run("r", "users", "test")
     await queue.put_waiting(0, Kind.PATCH, frozenset({"name"}), run)
     await queue.put_waiting(1, Kind.PATCH, frozenset({"name"}), run)
-    blocked = asyncio.create_task(queue.put_waiting(2, Kind.PATCH, frozenset({"name"}), run))
-    await asyncio.sleep(0.01)
-    assert not blocked.done()
+    blocked = await started(queue.put_waiting(2, Kind.PATCH, frozenset({"name"}), run))
+    assert not blocked.done() and len(queue) == 2
     ops = queue.take(guild, ())
-    await asyncio.sleep(0.01)
-    assert not blocked.done(), "items in flight still count against the limit"
-    queue.done([op.user_id for op in ops])
-    await asyncio.wait_for(blocked, 1)
-    queue.put(3, Kind.PATCH, frozenset({"name"}), run)  # events never wait
+    behind_in_flight = await started(queue.put_waiting(3, Kind.PATCH, frozenset({"name"}), run))
+    assert not behind_in_flight.done(), "items in flight still count against the limit"
     assert len(queue) == 2
+    queue.done([op.user_id for op in ops])
+    await asyncio.wait_for(asyncio.gather(blocked, behind_in_flight), 1)
+    assert len(queue) == 2
+    queue.put(4, Kind.PATCH, frozenset({"name"}), run)  # events never wait, even over the limit
+    assert len(queue) == 3
 
 
 async def test_wait_ready_lingers_for_a_partial_chunk_but_not_for_a_full_one() -> None:

@@ -234,12 +234,21 @@ class SyncCog(commands.Cog, name="Sync"):
     @commands.Cog.listener()
     async def on_guild_role_create(self, role: discord.Role) -> None:
         if self._ours(role.guild):
-            self._spawn(self._write_role(role, "created"), "sync-role-create")
+            self._spawn_role_write(role, "created")
 
     @commands.Cog.listener()
     async def on_guild_role_update(self, before: discord.Role, after: discord.Role) -> None:
         if self._ours(after.guild) and role_record(before) != role_record(after):
-            self._spawn(self._write_role(after, "updated"), "sync-role-update")
+            self._spawn_role_write(after, "updated")
+
+    def _spawn_role_write(self, role: discord.Role, what: str) -> None:
+        """Announce the role's write as the event is seen, before it waits for its turn, so a
+        member update right behind it is held until the role is on the site."""
+        assert self.engine is not None
+        role_writes = self.engine.role_writes
+        role_writes.begin(role.id)
+        task = self._spawn(self._write_role(role, what), f"sync-role-{what}")
+        task.add_done_callback(lambda _: role_writes.end(role.id))
 
     async def _write_role(self, role: discord.Role, what: str) -> None:
         """One role event, written at once (see `SyncEngine.write_role`); one write at a time,

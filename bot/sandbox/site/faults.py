@@ -40,7 +40,9 @@ class FaultConfig:
     cannot tell whether its write landed. `reject_writes` answers every write with a 500 (a site
     that is down for writes), whatever the probabilities say. `malformed_pages` (a `Malformed`
     value, "" for none) breaks every user page from page `malformed_from_page` on, whatever the
-    probabilities say.
+    probabilities say. `drop_times` > 0 drops the answers of the next that many requests on
+    `drop_route` ("METHOD /api/template", as the stats name routes), whatever the probabilities
+    say: a lost answer placed on one request, not drawn at random.
     """
 
     error_500: float = 0.0
@@ -53,6 +55,8 @@ class FaultConfig:
     reject_writes: bool = False
     malformed_pages: str = ""
     malformed_from_page: int = 1
+    drop_route: str = ""
+    drop_times: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,6 +72,8 @@ class FaultConfig:
             raise ValueError(f"malformed_pages must be one of: {kinds} (or empty)")
         if self.malformed_from_page < 1:
             raise ValueError("malformed_from_page must be at least 1")
+        if self.drop_times < 0:
+            raise ValueError("drop_times must not be negative")
 
     def updated(self, changes: dict[str, Any]) -> FaultConfig:
         """A copy with `changes` (JSON from the control endpoint) applied; ValueError if invalid."""
@@ -117,8 +123,11 @@ class Faults:
             return None
         return Malformed(config.malformed_pages)
 
-    def decide(self, *, is_write: bool) -> Fault | None:
+    def decide(self, *, route: str, is_write: bool) -> Fault | None:
         config = self.config
+        if config.drop_times and route == config.drop_route:
+            self.config = replace(config, drop_times=config.drop_times - 1)
+            return Fault.DROP
         if is_write and config.reject_writes:
             return Fault.REJECTED_WRITE
         if config.write_only and not is_write:
