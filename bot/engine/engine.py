@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from bot.engine.diff import ALL_FIELDS, DiffStats, Kind, PageOrderError, iter_user_changes
-from bot.engine.guild import GuildState
+from bot.engine.guild import AsSiteStores, GuildState
 from bot.engine.plan import Plan
 from bot.engine.progress import (
     PlanUpdated,
@@ -49,7 +49,7 @@ class SyncEngine:
         linger: float = 1.0,
     ) -> None:
         self.client = client
-        self.guild = guild
+        self.guild = AsSiteStores(guild)
         self.chunk_size = chunk_size
         self.page_size = page_size
         self.hub = ProgressHub()
@@ -58,7 +58,7 @@ class SyncEngine:
         self.events = Run("events", "events", "gateway")
         self.role_writes = RoleWrites()
         """Role writes in progress; the cog announces a role event's write as it sees it."""
-        self._sender = ChunkSender(client, guild, self.hub, self.window, self.role_writes)
+        self._sender = ChunkSender(client, self.guild, self.hub, self.window, self.role_writes)
         self._stripping: set[int] = set()
         self._run_lock = asyncio.Lock()
         self._run_numbers = itertools.count(1)

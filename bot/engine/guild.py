@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from bot.site.records import Role, User
+from bot.site.records import Role, User, as_site_stores
 
 
 class GuildState(Protocol):
@@ -81,3 +81,27 @@ class InMemoryGuild:
     def remove_role(self, role_id: int) -> None:
         """Forget a role; members keep it stored, `member()` no longer reports it (as Discord)."""
         self._roles.pop(role_id, None)
+
+
+class AsSiteStores:
+    """A guild whose every record is read as the site would store it (`as_site_stores`).
+
+    The engine wraps whatever guild it is given in this, so the diff, the payloads built when a
+    chunk is sent and the plan's samples all see one form of each value.
+    """
+
+    def __init__(self, guild: GuildState) -> None:
+        self.raw = guild
+
+    def roles(self) -> list[Role]:
+        return [as_site_stores(role) for role in self.raw.roles()]
+
+    def member(self, user_id: int) -> User | None:
+        member = self.raw.member(user_id)
+        return None if member is None else as_site_stores(member)
+
+    def member_ids(self) -> Iterable[int]:
+        return self.raw.member_ids()
+
+    def member_count(self) -> int:
+        return self.raw.member_count()

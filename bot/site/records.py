@@ -6,11 +6,33 @@ the engine, the benchmarks and the tests never need a Discord client.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 USER_FIELDS = ("name", "display_name", "discriminator", "roles", "in_guild")
 ROLE_FIELDS = ("name", "colour", "permissions", "position")
+
+
+Record = TypeVar("Record", "User", "Role")
+
+
+def as_site_stores(record: Record) -> Record:
+    """The record as the site would store it: names stripped of leading and trailing
+    whitespace with Python's `str.strip()` (Unicode spaces such as U+3000 too), as the site's
+    fields do (../shared/site-api.md, "Strings are trimmed").
+
+    The diff, the queue's payloads and the dry-run plan all use this form: compared raw, a
+    member whose name ends in a space would differ from the site's copy on every run and be
+    written forever. A name that is only whitespace becomes "", which the site refuses as blank:
+    a record it cannot store, reported once per run and not retried.
+    """
+    if isinstance(record, User):
+        name, display_name = record.name.strip(), record.display_name.strip()
+        if name == record.name and display_name == record.display_name:
+            return record
+        return replace(record, name=name, display_name=display_name)
+    name = record.name.strip()
+    return record if name == record.name else replace(record, name=name)
 
 
 class RecordError(ValueError):
