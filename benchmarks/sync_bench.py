@@ -59,7 +59,8 @@ BURST_UPDATES = 10_000
 
 
 def member(index: int) -> User:
-    roles = frozenset({ROLES[index % 8].id, ROLES[(index // 8) % 8].id})
+    """Roles as the real site holds them (python-discord/bot's syncer): @everyone included."""
+    roles = frozenset({EVERYONE_ROLE.id, ROLES[index % 8].id, ROLES[(index // 8) % 8].id})
     display = f"nick{index}" if index % 5 == 0 else ""
     return User(BASE_ID + 3 * index, f"user{index}", display, index % 10_000, roles)
 
@@ -128,14 +129,15 @@ def _mixed_site(members: int) -> Iterator[User]:
         if kind == 1:
             yield User(user.id, "old-name", user.display_name, user.discriminator, user.roles)
         elif kind == 2:
-            yield User(user.id, user.name, user.display_name, user.discriminator, frozenset())
+            roles = frozenset({EVERYONE_ROLE.id})
+            yield User(user.id, user.name, user.display_name, user.discriminator, roles)
         elif kind == 3:
             roles = user.roles | {DOOMED.id}
             yield User(user.id, user.name, user.display_name, user.discriminator, roles)
         else:
             yield user
         if kind == 4:
-            yield User(user.id + 1, f"gone{i}", "", 1, frozenset({ROLES[0].id}))
+            yield User(user.id + 1, f"gone{i}", "", 1, frozenset({EVERYONE_ROLE.id, ROLES[0].id}))
 
 
 async def _sync_all(engine: SyncEngine) -> RunReport:

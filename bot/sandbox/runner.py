@@ -297,10 +297,11 @@ def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite
 
 def _start_site(guild: SandboxGuild, db: Path, scenario: Scenario, seed: int) -> SiteProcess:
     """The sandbox site as its own process, its database equal to the guild when the scenario
-    seeds it (the first `stale_users` members under an outdated name)."""
+    seeds it (the first `stale_users` members under an outdated name), or holding the scenario's
+    own `site_users`."""
     store = SiteStore(str(db))
     if scenario.seed_site:
-        users = guild.expected_users()
+        users = scenario.site_users(guild) if scenario.site_users else guild.expected_users()
         for index, user in enumerate(users[: scenario.stale_users]):
             users[index] = replace(user, name=f"stale{index}")
         store.seed(guild.expected_roles(), users)

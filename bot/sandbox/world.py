@@ -3,7 +3,10 @@
 Scenarios, the end-to-end tests and the benchmark-like demo all build the same world: a guild
 with a "Developers" role held by every member (the outage's role), a few helpers, one moderator,
 a log channel and a commands channel. The site's expected contents are derived from the
-emulator's state with the same rules the bot applies to discord.py's members.
+emulator's state with the same rules the bot applies to discord.py's members, which are the rules of
+python-discord/bot's syncer that wrote the real site's data: every member's `roles` holds the
+guild's default role (@everyone, id = the guild's id), and the site's roles include @everyone.
+`upstream_users` builds that data from the upstream code's own expression instead.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from bot.sandbox.discord import LoopbackDiscord
-from bot.sandbox.discord.state import GuildState, MemberState, RoleState
+from bot.sandbox.discord.state import ADMINISTRATOR, GuildState, MemberState, RoleState
 from bot.site.client import SiteClient
 from bot.site.records import Role, User
 
@@ -106,20 +109,97 @@ class SandboxGuild:
         return [self.member_record(member) for member in self.state.members.values()]
 
     def member_record(self, member: MemberState) -> User:
-        """The bot's rule (discord.py's display_name; @everyone and deleted roles left out)."""
+        """The site's record of a member, by the rule of python-discord/bot's syncer that the
+        bot follows (`bot/exts/sync/discord_guild.py`): discord.py's display_name, and the
+        roles of discord.py's `Member.roles`, which are @everyone (the guild's id) plus the
+        member's roles the guild still has."""
         roles = self.state.roles
         return User(
             id=member.id,
             name=member.user.username,
             display_name=member.nick or member.user.global_name or member.user.username,
             discriminator=0,
-            roles=frozenset(r for r in member.roles if r in roles and r != self.id),
+            roles=frozenset({self.id, *(r for r in member.roles if r in roles)}),
             in_guild=True,
         )
 
 
+ADMINS = "Admins"
+
+
+@dataclass
+class OtherGuild:
+    """Another guild the bot is in, with a member who administers it (and nothing else): the
+    bot syncs only its configured guild, so commands typed here must be refused."""
+
+    state: GuildState
+    admin_id: int
+    channel_id: int
+
+    @classmethod
+    def build(cls, discord: LoopbackDiscord, name: str = "Other Guild") -> OtherGuild:
+        """Built before the bot connects (it learns the guild at IDENTIFY): the owner, the bot
+        and one member holding an Admins role with the administrator permission."""
+        state = discord.create_guild(
+            name,
+            member_count=3,
+            role_names=(ADMINS,),
+            channel_names=(COMMANDS_CHANNEL,),
+            assign_roles=lambda index, roles: [roles[0].id],
+            role_permissions={ADMINS: ADMINISTRATOR},
+        )
+        admins = discord.role_named(state.id, ADMINS).id
+        admin_id = next(m.id for m in state.members.values() if admins in m.roles)
+        return cls(state, admin_id, discord.channel_named(state.id, COMMANDS_CHANNEL))
+
+
 def role_record(role: RoleState) -> Role:
     return Role(role.id, role.name, role.colour, role.permissions, role.position)
+
+
+FORMER_MEMBER_IDS = 5_000
+"""First id of `upstream_users`' former members (far below snowflakes, so never a member)."""
+
+
+def upstream_users(guild: SandboxGuild, former_members: int = 0) -> list[User]:
+    """The site's users as python-discord/bot's syncer wrote them for this guild.
+
+    Written from its code (`bot/exts/backend/sync/_syncers.py`), not from `member_record`, so a
+    test seeding these checks the bot against the real site's data: `"roles": [role.id for role
+    in member.roles]`, where discord.py's `Member.roles` is the guild's default role (@everyone,
+    id = the guild's id) plus each role of the member's payload the guild has, by position.
+    `former_members` users left the guild: upstream keeps their last roles, `in_guild` false.
+    """
+    state = guild.state
+
+    def member_roles(role_ids: Sequence[int]) -> list[int]:
+        held = [state.roles[r] for r in role_ids if r in state.roles] + [state.everyone_role]
+        return [role.id for role in sorted(held, key=lambda role: (role.position, role.id))]
+
+    users = [
+        User(
+            id=member.id,
+            name=member.user.username,
+            display_name=member.nick or member.user.global_name or member.user.username,
+            discriminator=int(member.user.to_json()["discriminator"]),
+            roles=frozenset(member_roles(member.roles)),
+            in_guild=True,
+        )
+        for member in state.members.values()
+    ]
+    developers = guild.role_id(DEVELOPERS)
+    users.extend(
+        User(
+            FORMER_MEMBER_IDS + n,
+            f"former{n}",
+            f"Former {n}",
+            0,
+            frozenset(member_roles([developers])),
+            in_guild=False,
+        )
+        for n in range(former_members)
+    )
+    return users
 
 
 async def mismatches(

@@ -40,20 +40,20 @@ async def test_joins_leaves_and_changes_reach_the_site(tmp_path):
 
         joined = await h.site_user(newcomer.id)
         assert (joined.name, joined.display_name) == ("newcomer", "New *Comer*")
-        assert joined.in_guild and joined.roles == {helpers}
+        assert joined.in_guild and joined.roles == {guild_id, helpers}  # @everyone is the guild id
         assert (await h.site_user(leaver)).in_guild is False
         rejoined = await h.site_user(KNOWN_LEAVER)
         assert rejoined.in_guild and rejoined.name == "back_again"
         assert rejoined.display_name == "back_again"
         changed = await h.site_user(nicknamed)
-        assert changed.display_name == "Nicky" and changed.roles == {helpers}
+        assert changed.display_name == "Nicky" and changed.roles == {guild_id, helpers}
         fresh = await h.site_user(renamed)
         assert (fresh.name, fresh.display_name) == ("fresh_name", "Fresh Name")
 
         h.discord.guilds.add_member(guild_id, username="unused", user_id=leaver)
         await h.until_site_matches()
         back = await h.site_user(leaver)
-        assert back.in_guild and back.roles == frozenset(), "rejoined without the old roles"
+        assert back.in_guild and back.roles == {guild_id}, "rejoined without the old roles"
         assert back.name == h.discord.world.users[leaver].username
 
         assert h.log_texts() == [], "member events write quietly; only errors are posted"

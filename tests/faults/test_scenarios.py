@@ -89,3 +89,10 @@ async def test_hostile_users_are_refused_and_a_burst_starts_one_run():
 async def test_event_storm_is_coalesced():
     summary = await play("event-storm", 3_000)
     assert 3 <= summary["storm_write_requests"] <= (50_000 + 3_000) // 1000 + 20
+
+
+async def test_upstream_syncers_records_need_no_write():
+    summary = await play("upstream-data", 300)
+    assert summary["user_writes"] == 0
+    assert summary["role_writes"] == 0
+    assert summary["upstream_users_seeded"] > 300

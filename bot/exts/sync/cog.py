@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.engine import SyncEngine
 from bot.engine.progress import BadRecords, ChunkFailed, ProgressEvent
 from bot.exts.sync.bookkeeping import RunBook
-from bot.exts.sync.checks import is_moderator
+from bot.exts.sync.checks import OutsideGuild, check_command
 from bot.exts.sync.discord_guild import DiscordGuildState, member_record, role_record
 from bot.exts.sync.messages import count, fit, literal, site_message
 from bot.exts.sync.reporter import NO_PINGS, RunReporter, summary
@@ -307,16 +307,23 @@ class SyncCog(commands.Cog, name="Sync"):
     # -- commands --------------------------------------------------------------------------
 
     async def cog_check(self, ctx: commands.Context) -> bool:
-        return is_moderator(ctx.author, self.settings.moderator_role_ids)
+        """Moderators of the configured guild, typing there: not in a DM, and not in another
+        guild the bot is in, whose administrators have no say over this guild's site."""
+        return check_command(ctx, self.settings.guild_id, self.settings.moderator_role_ids)
 
     async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:
-        if isinstance(error, commands.CheckFailure):
+        if isinstance(error, OutsideGuild):
+            await ctx.reply(str(error), allowed_mentions=NO_PINGS)
+        elif isinstance(error, commands.CheckFailure):
             await ctx.reply("Only moderators can run sync commands.", allowed_mentions=NO_PINGS)
         elif isinstance(error, commands.UserInputError):
             await ctx.reply(fit(f"{error}"), allowed_mentions=NO_PINGS)
         else:
             return
         ctx.command_failed_handled = True  # type: ignore[attr-defined]
+        # python-discord/bot's error handler skips errors that carry `handled` (host-bot.md),
+        # so a refusal is answered once, here.
+        error.handled = True  # type: ignore[attr-defined]
 
     @commands.group(name="sync", invoke_without_command=True)
     async def sync_group(self, ctx: commands.Context) -> None:

@@ -2,6 +2,19 @@
 
 This is the only place that turns discord.py objects into the engine's records. It reads the cache
 at call time, so a chunk built during a long sync carries the newest value of every member.
+
+The records are exactly what python-discord/bot's syncer (`bot/exts/backend/sync/_syncers.py`)
+has written to the site for years, because that is what the real site holds:
+
+- a user's `roles` is `[role.id for role in member.roles]`, and discord.py's `Member.roles`
+  includes the guild's default role (@everyone, whose id is the guild's id), so every member's
+  `roles` holds the guild id;
+- the roles are every role of the guild, @everyone included (position 0);
+- `display_name` is discord.py's `Member.display_name` (nick, else global name, else username),
+  `discriminator` is `int(member.discriminator)` (0 for new-style usernames).
+
+Any other convention (leaving @everyone out, say) makes the first start-up against the real site
+rewrite every user. The sandbox world (`bot/sandbox/world.py`) and the benchmarks follow it too.
 """
 
 from __future__ import annotations
@@ -22,13 +35,13 @@ def role_record(role: discord.Role) -> Role:
 
 
 def member_record(member: discord.Member) -> User:
-    """The site's view of a member: @everyone is implied, so it is not listed among the roles."""
+    """The site's view of a member, as upstream writes it: @everyone is among the roles."""
     return User(
         id=member.id,
         name=member.name,
         display_name=member.display_name,
         discriminator=int(member.discriminator),
-        roles=frozenset(role.id for role in member.roles if not role.is_default()),
+        roles=frozenset(role.id for role in member.roles),
         in_guild=True,
     )
 

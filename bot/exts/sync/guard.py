@@ -92,9 +92,11 @@ class GuardView(discord.ui.View):
         moderator_role_ids: Iterable[int],
         details: Callable[[], str],
         timeout: float,
+        guild_id: int | None,
     ) -> None:
         super().__init__(timeout=timeout)
         self.moderator_role_ids = tuple(moderator_role_ids)
+        self.guild_id = guild_id
         self.details = details
         self.message: discord.Message | None = None
         """The question, set once posted, so a timeout can take its buttons away."""
@@ -103,7 +105,7 @@ class GuardView(discord.ui.View):
         )
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if is_moderator(interaction.user, self.moderator_role_ids):
+        if is_moderator(interaction.user, self.moderator_role_ids, self.guild_id):
             return True
         await interaction.response.send_message(
             "Only moderators can answer this.",
@@ -203,6 +205,7 @@ class Guard:
             self.settings.moderator_role_ids,
             details=lambda: details,
             timeout=self.settings.guard_timeout,
+            guild_id=self.settings.guild_id,
         )
         title = title.lower()
         message = await self.post(

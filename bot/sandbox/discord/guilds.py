@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from .errors import UNKNOWN_GUILD, UNKNOWN_MEMBER, UNKNOWN_ROLE, ApiError, unknown
@@ -63,9 +63,11 @@ class GuildService:
         role_names: Sequence[str],
         channel_names: Sequence[str],
         assign_roles: RoleAssigner,
+        role_permissions: Mapping[str, int] | None = None,
     ) -> GuildState:
         """Builds a guild with synthetic members in one pass; no events (the bot learns it at
-        IDENTIFY), which is what keeps 100,000 members cheap."""
+        IDENTIFY), which is what keeps 100,000 members cheap. `role_permissions` gives roles
+        by name their permission bits (an "Admins" role with ADMINISTRATOR, say)."""
         world = self._world
         guild_id = self._snowflakes.next()
         guild = GuildState(id=guild_id, name=name, owner_id=world.owner.id)
@@ -80,7 +82,12 @@ class GuildService:
         guild.roles[bot_role.id] = bot_role
         synthetic_roles = []
         for position, role_name in enumerate(role_names, start=2):
-            role = RoleState(id=self._snowflakes.next(), name=role_name, position=position)
+            role = RoleState(
+                id=self._snowflakes.next(),
+                name=role_name,
+                permissions=(role_permissions or {}).get(role_name, 0),
+                position=position,
+            )
             guild.roles[role.id] = role
             synthetic_roles.append(role)
         for position, channel_name in enumerate(channel_names):

@@ -172,15 +172,19 @@ class LoopbackDiscord:
         role_names: Sequence[str] = ("Members", "Helpers", "Moderators"),
         channel_names: Sequence[str] = ("general", "bot-log"),
         assign_roles: RoleAssigner = default_role_assignment,
+        role_permissions: Mapping[str, int] | None = None,
     ) -> GuildState:
         """A guild of `member_count` members (owner and bot included) with synthetic users:
-        usernames member000000.., global names, every seventh one nicknamed."""
+        usernames member000000.., global names, every seventh one nicknamed. The bot is a
+        member of every guild created; `role_permissions` sets roles' permissions by name.
+        Guilds created before the bot connects reach it at IDENTIFY (no GUILD_CREATE later)."""
         return self.guilds.create_guild(
             name,
             member_count=member_count,
             role_names=role_names,
             channel_names=channel_names,
             assign_roles=assign_roles,
+            role_permissions=role_permissions,
         )
 
     def channel_named(self, guild_id: int, name: str) -> int:

@@ -16,6 +16,7 @@ from bot.sandbox.scenarios import (  # noqa: F401  # isort: skip
     role_delete,
     site_faults,
     storms,
+    upstream,
 )
 
 __all__ = ["SCENARIOS", "Scenario", "scenario"]

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.sandbox.sandbox import Sandbox
+    from bot.sandbox.world import SandboxGuild
+    from bot.site.records import User
 
 Play = Callable[["Sandbox"], Awaitable[None]]
 
@@ -20,6 +22,9 @@ class Scenario:
     default_members: int = 20_000
     seed_site: bool = True
     """Whether the site starts equal to the guild (False: the start-up sync fills it)."""
+    site_users: Callable[[SandboxGuild], list[User]] | None = None
+    """What the seeded site holds instead of the guild's expected users (the records another
+    bot wrote, say); roles are always the guild's."""
     stale_users: int = 0
     """How many seeded users carry an outdated name, so the start-up sync has work to do."""
     reject_writes: bool = False
