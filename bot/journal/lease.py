@@ -9,7 +9,13 @@ says "a run is already in progress" and moves on.
 The price is that a live holder must keep renewing. Renewal runs every ttl/3; when it is
 refused (someone else holds it now) or keeps failing until the lease may already have expired,
 the lease reports itself lost *before* the expiry so the holder can stop writing before a
-second process may start.
+second process may start. A renewal the store does not answer (a partition, where nothing is
+refused and every call waits for its socket timeout) counts as failed once its answer would
+come too late, so a silent store is noticed in time too: the lease is reported lost at least
+ttl/3 before the expiry when the store fails promptly, at least ttl/6 when a retry hangs.
+
+The holder stops by racing `wait_lost()` against its work (the sync cog cancels the run, which
+sends nothing new and waits for the requests already in flight).
 """
 
 from __future__ import annotations
@@ -92,16 +98,29 @@ class Lease:
         loop = asyncio.get_running_loop()
         interval = self.ttl / 3
         expires_at = confirmed_at + self.ttl
+        next_at = confirmed_at + interval
         while True:
-            await asyncio.sleep(interval)
+            # Every interval from the last attempt's start, so slow answers do not drift the
+            # renewals towards the expiry.
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
             attempt_at = loop.time()
+            next_at = attempt_at + interval
+            # A store that hangs (a partition, not a refusal) must not keep the decision past
+            # the expiry: an answer later than this counts as a failed renewal.
+            answer_by = min(attempt_at + interval, expires_at - interval / 2)
             try:
-                renewed = await self._store.extend_lock(self.name, self._token, self.ttl)
+                async with asyncio.timeout_at(answer_by):
+                    renewed = await self._store.extend_lock(self.name, self._token, self.ttl)
             except Exception as error:
+                problem = (
+                    f"no answer within {max(0.0, answer_by - attempt_at):.1f} s"
+                    if isinstance(error, TimeoutError)
+                    else str(error) or type(error).__name__
+                )
                 if loop.time() + interval >= expires_at:
-                    self._mark_lost(f"renewal kept failing ({error})")
+                    self._mark_lost(f"renewal kept failing ({problem})")
                     return
-                log.warning("renewing lock %r failed, retrying: %s", self.name, error)
+                log.warning("renewing lock %r failed, retrying: %s", self.name, problem)
                 continue
             if not renewed:
                 self._mark_lost("it expired or another process took it over")

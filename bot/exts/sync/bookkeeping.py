@@ -8,18 +8,26 @@ two processes from running the same sync at once; a dead process's lease simply 
 
 When the journal cannot be opened, the bot still serves moderators' commands but pauses every
 automatic run: without the journal nothing could stop a repeat storm.
+
+A run's ending that cannot be written (the journal went away during the run, as when a Redis
+outage cost the run its lease) is kept and written once the journal answers again, so the run
+is recorded with its own ending and reason, and counted once by the breaker, instead of being
+found "interrupted" with no reason at the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.journal import (
     CANCELLED,
     FAILED,
+    INTERRUPTED,
     SUCCEEDED,
     Breaker,
     BreakerChange,
@@ -34,7 +42,12 @@ from bot.journal import (
 log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 15.0
+"""How long a run's lease outlives its process; renewed every third of it. A run whose lease is
+lost stops (see runs.py), so another process may take over at most this long after a crash."""
 LOCK_RETRY_S = 1.0
+RECORD_RETRY_S = 1.0
+RECORD_RETRY_MAX_S = 30.0
+"""How often an ending the journal could not take is tried again (doubling up to the max)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,19 @@ class Ticket:
     lease: Lease | None
 
 
+@dataclass
+class _Ending:
+    """A run's ending waiting for the journal; `stored` once the run row took it."""
+
+    ticket: Ticket
+    status: str
+    error: str | None
+    done: int
+    failed: int
+    planned: int
+    stored: Run | None = None
+
+
 def journal_status(engine_status: str, chunk_failures: int) -> str:
     """The engine's ending as the journal and breaker count it.
 
@@ -63,6 +89,8 @@ def journal_status(engine_status: str, chunk_failures: int) -> str:
         return SUCCEEDED
     if engine_status == "cancelled":
         return CANCELLED
+    if engine_status == "interrupted":  # stopped by the cog, e.g. because its lease was lost
+        return INTERRUPTED
     if engine_status == "partial" and chunk_failures == 0:
         return SUCCEEDED
     return FAILED
@@ -70,23 +98,44 @@ def journal_status(engine_status: str, chunk_failures: int) -> str:
 
 class RunBook:
     def __init__(
-        self, journal: Journal | None, *, threshold: int, unavailable: str | None = None
+        self,
+        journal: Journal | None,
+        *,
+        threshold: int,
+        unavailable: str | None = None,
+        lease_ttl: float = LEASE_TTL_S,
     ) -> None:
         self.journal = journal
         self.breaker = Breaker(journal, threshold=threshold) if journal is not None else None
         self.unavailable = unavailable
         self.owner = process_owner()
+        self.lease_ttl = lease_ttl
+        self.on_late_change: Callable[[BreakerChange], Awaitable[None]] | None = None
+        """Told of a breaker change that only a late-recorded ending made (see `finish`)."""
+        self._unrecorded: dict[str, _Ending] = {}
+        self._recorder: asyncio.Task[None] | None = None
+        self._all_recorded = asyncio.Event()
+        self._all_recorded.set()
 
     @classmethod
-    async def open(cls, url: str, *, threshold: int) -> RunBook:
+    async def open(cls, url: str, *, threshold: int, lease_ttl: float = LEASE_TTL_S) -> RunBook:
         try:
             journal = await open_journal(url)
         except (JournalUnavailable, ValueError, OSError) as error:
             log.error("run journal unavailable: %s", error)
-            return cls(None, threshold=threshold, unavailable=str(error))
-        return cls(journal, threshold=threshold)
+            return cls(None, threshold=threshold, unavailable=str(error), lease_ttl=lease_ttl)
+        return cls(journal, threshold=threshold, lease_ttl=lease_ttl)
 
     async def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder
+        if self._unrecorded:
+            log.warning(
+                "closing with the end of runs %s unrecorded; the next start marks them interrupted",
+                ", ".join(self._unrecorded),
+            )
         if self.journal is not None:
             await self.journal.close()
 
@@ -102,7 +151,7 @@ class RunBook:
             return [], []
         try:
             interrupted = await self.journal.mark_interrupted(
-                current_owner=self.owner, stale_after=LEASE_TTL_S if self._shared else 0.0
+                current_owner=self.owner, stale_after=self.lease_ttl if self._shared else 0.0
             )
             changes = [await self.breaker.record_result(run) for run in interrupted]
         except JournalUnavailable as error:
@@ -145,7 +194,7 @@ class RunBook:
         deadline = time.monotonic() + wait_for_lock
         try:
             while (
-                lease := await self.journal.acquire(lock_name, owner=self.owner, ttl=LEASE_TTL_S)
+                lease := await self.journal.acquire(lock_name, owner=self.owner, ttl=self.lease_ttl)
             ) is None:
                 if time.monotonic() >= deadline:
                     holder = await self.journal.holder(lock_name)
@@ -186,22 +235,65 @@ class RunBook:
         self, ticket: Ticket, status: str, *, error: str | None, done: int, failed: int,
         planned: int,
     ) -> BreakerChange | None:  # fmt: skip
-        """Record the ending, release the lease, and count the run for the breaker."""
+        """Record the ending, release the lease, and count the run for the breaker.
+
+        An ending the journal cannot take now is kept and retried in the background until it
+        can (`recorded` waits for that); its breaker change then goes to `on_late_change`."""
         if ticket.lease is not None:
             await ticket.lease.release()
         if self.journal is None or self.breaker is None:
             return None
+        ending = _Ending(ticket, status, error, done, failed, planned)
         try:
-            stored = await self.journal.finish_run(
-                ticket.run.run_id, status, last_error=error, done=done, failed=failed,
-                planned=planned,
-            )  # fmt: skip
-            if stored is None:
-                return None
-            return await self.breaker.record_result(stored)
+            return await self._record(ending)
         except JournalUnavailable as error_:
-            log.error("could not record the end of %s: %s", ticket.run.run_id, error_)
+            log.warning(
+                "could not record the end of %s (%s) yet, retrying until the journal answers: %s",
+                ticket.run.run_id, status, error_,
+            )  # fmt: skip
+            self._unrecorded[ticket.run.run_id] = ending
+            self._all_recorded.clear()
+            if self._recorder is None or self._recorder.done():
+                self._recorder = asyncio.create_task(
+                    self._record_later(), name="sync-journal-late-endings"
+                )
             return None
+
+    async def recorded(self) -> None:
+        """Returns once every run's ending is in the journal (at once if none was kept)."""
+        await self._all_recorded.wait()
+
+    async def _record(self, ending: _Ending) -> BreakerChange | None:
+        assert self.journal is not None and self.breaker is not None
+        if ending.stored is None:
+            stored = await self.journal.finish_run(
+                ending.ticket.run.run_id, ending.status, last_error=ending.error,
+                done=ending.done, failed=ending.failed, planned=ending.planned,
+            )  # fmt: skip
+            if stored is None:  # unknown, corrupt, or already finished: nothing to count
+                return None
+            ending.stored = stored
+        return await self.breaker.record_result(ending.stored)
+
+    async def _record_later(self) -> None:
+        delay = RECORD_RETRY_S
+        while self._unrecorded:
+            await asyncio.sleep(delay)
+            for run_id, ending in list(self._unrecorded.items()):
+                try:
+                    change = await self._record(ending)
+                except JournalUnavailable as error:
+                    log.warning("the end of %s is still unrecorded: %s", run_id, error)
+                    delay = min(2 * delay, RECORD_RETRY_MAX_S)
+                    break
+                del self._unrecorded[run_id]
+                log.info("recorded the end of %s (%s) late", run_id, ending.status)
+                if change is not None and self.on_late_change is not None:
+                    try:
+                        await self.on_late_change(change)
+                    except Exception as error:  # a log channel refusing must not stop this
+                        log.warning("could not announce %s: %s", change.describe(), error)
+        self._all_recorded.set()
 
     async def recent(self, limit: int = 5) -> list[Run]:
         if self.journal is None:

@@ -27,7 +27,16 @@ from bot.engine.progress import (
     RunFinished,
 )
 from bot.engine.roles import RoleDiff
-from bot.exts.sync.messages import count, duration, eta, fit, id_list, progress_bar, site_message
+from bot.exts.sync.messages import (
+    count,
+    duration,
+    eta,
+    fit,
+    id_list,
+    literal,
+    progress_bar,
+    site_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +181,8 @@ class RunReporter:
             if finished.kind == "roles":  # a role sync's only user writes strip deleted roles
                 stripped = max(0, self.items_settled - finished.failed - finished.skipped)
             lines.append(summary(finished, users_stripped=stripped))
+            if finished.status == "interrupted" and finished.error:
+                lines.append(f"Stopped because {literal(finished.error)}.")
         else:
             planned = self.meter.planned
             done = self.meter.done
@@ -236,7 +247,13 @@ class RunReporter:
         await self._edit(self.render(finished))
 
 
-STATUS_ICONS = {"finished": "✅", "partial": "⚠️", "cancelled": "⏹️", "failed": "❌"}
+STATUS_ICONS = {
+    "finished": "✅",
+    "partial": "⚠️",
+    "cancelled": "⏹️",
+    "interrupted": "⏹️",  # stopped by the cog itself, e.g. when its lease was lost (runs.py)
+    "failed": "❌",
+}
 
 
 def _status_icon(finished: RunFinished) -> str:

@@ -4,11 +4,19 @@ A run is what moderators see as one story in the log channel: a role sync, a use
 role deletion, started by a command, an event or the start-up. This is where the breaker, the
 destructive-diff guard, the lease, the live reporter and the engine meet; the cog only decides
 when a run is wanted.
+
+A run whose lease is lost (renewals failed until it may expire, or another process holds it)
+stops at once through the engine's cancel path: nothing new is sent, the requests already in
+flight are answered. Another process may take the lease over once it expires, and two runs of
+one sync must never write at the same time. The run ends "interrupted", with the reason in the
+log channel, in its live message and in the journal (written late if the journal was the part
+that went away), and counts for the breaker as an interrupted run does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -22,7 +30,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.engine import SyncEngine
 from bot.engine.progress import RunFinished
-from bot.exts.sync.bookkeeping import LEASE_TTL_S, Refusal, RunBook, Ticket, journal_status
+from bot.exts.sync.bookkeeping import Refusal, RunBook, Ticket, journal_status
 from bot.exts.sync.guard import Guard
 from bot.exts.sync.messages import literal
 from bot.exts.sync.reporter import NO_PINGS, RunReporter
@@ -74,6 +82,7 @@ class Runs:
         self.active: dict[str, ActiveRun] = {}
         self.history: deque[RunFinished] = deque(maxlen=HISTORY)
         self._locks = {name: asyncio.Lock() for name in set(LOCK_OF_KIND.values())}
+        book.on_late_change = self.announce_breaker
 
     def lock_of(self, kind: str) -> asyncio.Lock:
         return self._locks[LOCK_OF_KIND[kind]]
@@ -157,7 +166,7 @@ class Runs:
             trigger=trigger,
             actor=f"{actor} ({actor.id})" if actor is not None else None,
             detail=detail,
-            wait_for_lock=LEASE_TTL_S + 5 if automatic else 0.0,
+            wait_for_lock=self.book.lease_ttl + 5 if automatic else 0.0,
         )
         if isinstance(ticket, Refusal):
             if ctx is not None:
@@ -195,7 +204,8 @@ class Runs:
         reporter: RunReporter,
         actor: discord.abc.User | None,
     ) -> RunFinished:
-        """The engine's run, followed live; a crash or a cancel still ends in a report."""
+        """The engine's run, followed live; a crash, a cancel or a lost lease still ends in a
+        report."""
         assert self.engine is not None
         run_id = ticket.run.run_id
         unsubscribe = [self.engine.subscribe(reporter.feed)]
@@ -205,8 +215,26 @@ class Runs:
         actor_name = str(actor) if actor is not None else None
         self.active[run_id] = ActiveRun(run_id, kind, trigger, actor_name, reporter, task)
         heartbeat = asyncio.create_task(self._heartbeat(ticket, reporter))
+        lease = ticket.lease
+        lost = asyncio.ensure_future(lease.wait_lost()) if lease is not None else None
+        interrupted: str | None = None
         try:
-            report = await asyncio.shield(task)
+            # Unlike awaiting the task, asyncio.wait leaves it running if this is cancelled:
+            # both ways of stopping go through task.cancel(), then wait for what is in flight.
+            waiting = {task} if lost is None else {task, lost}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                report = task.result()
+            else:
+                assert lease is not None
+                interrupted = self._lease_lost(kind, lease.lost_reason)
+                task.cancel()  # first: the engine stops sending before anyone is told
+                log.warning("sync run %s stopped: %s", run_id, interrupted)
+                await reporter.error(
+                    f"stopped: {literal(interrupted)}. The requests already sent are being "
+                    "answered and nothing new is sent; the next sync writes what still differs."
+                )
+                report = await _finished_or_cancelled(task, run_id, kind, trigger)
         except asyncio.CancelledError:
             task.cancel()
             report = await _finished_or_cancelled(task, run_id, kind, trigger)
@@ -216,10 +244,23 @@ class Runs:
         finally:
             del self.active[run_id]
             heartbeat.cancel()
+            if lost is not None:
+                lost.cancel()
         await self.engine.hub.idle()
         for stop in unsubscribe:
             stop()
+        if interrupted is not None and report.status == "cancelled":
+            # What was written before the stop (the engine's own report), ended interrupted.
+            written = reporter.engine_report or report
+            report = dataclasses.replace(written, status="interrupted", error=interrupted)
         return report
+
+    @staticmethod
+    def _lease_lost(kind: str, reason: str | None) -> str:
+        return (
+            f"this bot process lost its lease on {LOCK_OF_KIND[kind]} runs "
+            f"({reason or 'unknown reason'}), so another bot process may run this sync now"
+        )
 
     def _headline(
         self,
