@@ -209,9 +209,7 @@ def _draw_fault(request: web.Request, template: str | None) -> Fault | None:
     state = site_state(request)
     if template is None or not template.startswith(_FAULTABLE_PREFIX):
         return None
-    fault = state.faults.decide(
-        route=request[ROUTE], is_write=request.method in _WRITE_METHODS
-    )
+    fault = state.faults.decide(route=request[ROUTE], is_write=request.method in _WRITE_METHODS)
     if fault is not None:
         state.stats.record_fault(fault.value)
     return fault
