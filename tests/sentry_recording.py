@@ -1,5 +1,7 @@
 """A Sentry transport that keeps events in memory, so tests read what would have been sent."""
 
+import pytest
+import sentry_sdk
 from sentry_sdk.transport import Transport
 
 
@@ -13,3 +15,17 @@ class RecordingTransport(Transport):
 
     def payloads(self) -> list[str]:
         return [item.payload.get_bytes().decode() for e in self.envelopes for item in e.items]
+
+
+@pytest.fixture
+def recorded_sentry(monkeypatch):
+    """Every `sentry_sdk.init` in the test sends to one RecordingTransport (yielded)."""
+    transport = RecordingTransport()
+    real_init = sentry_sdk.init
+    monkeypatch.setattr(
+        sentry_sdk,
+        "init",
+        lambda *args, **kwargs: real_init(*args, **kwargs | {"transport": transport}),
+    )
+    yield transport
+    sentry_sdk.get_client().close()

@@ -9,7 +9,6 @@ import sentry_sdk
 
 from bot.sandbox.site import DEFAULT_TOKEN, Fault, FaultConfig
 from tests.e2e.harness import NO_STARTUP, running_bot, stale_site
-from tests.sentry_recording import RecordingTransport
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -26,19 +25,6 @@ class EveryRecord(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def recorded_sentry(monkeypatch):
-    transport = RecordingTransport()
-    real_init = sentry_sdk.init
-    monkeypatch.setattr(
-        sentry_sdk,
-        "init",
-        lambda *args, **kwargs: real_init(*args, **kwargs | {"transport": transport}),
-    )
-    yield transport
-    sentry_sdk.get_client().close()
 
 
 @pytest.fixture

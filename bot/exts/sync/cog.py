@@ -24,6 +24,7 @@ from bot.exts.sync.bookkeeping import RunBook
 from bot.exts.sync.checks import OutsideGuild, check_command
 from bot.exts.sync.discord_guild import DiscordGuildState, member_record, role_record
 from bot.exts.sync.messages import count, fit, literal, site_message
+from bot.exts.sync.rejections import Rejections
 from bot.exts.sync.reporter import NO_PINGS, RunReporter, summary
 from bot.exts.sync.runs import COMMAND, EVENT, KINDS, STARTUP, TITLES, NullChannel, Runs
 from bot.exts.sync.sentry import init_sentry
@@ -34,6 +35,8 @@ from bot.site import RetryPolicy, SiteAPIError, SiteClient
 log = logging.getLogger(__name__)
 
 STATUS_RUNS = 8
+EVENT_REJECTIONS_S = 900.0
+"""How long member events' rejected records keep editing one message before a new one."""
 
 
 class SyncCog(commands.Cog, name="Sync"):
@@ -55,6 +58,7 @@ class SyncCog(commands.Cog, name="Sync"):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._role_writes = asyncio.Lock()
+        self._event_rejections: Rejections | None = None
         self.book = RunBook(None, threshold=settings.breaker_threshold, unavailable="not open yet")
         self._resumes: str | None = None
 
@@ -217,6 +221,9 @@ class SyncCog(commands.Cog, name="Sync"):
         assert self.runs is not None
         if event.run_id in self.runs.active or not isinstance(event, BadRecords | ChunkFailed):
             return
+        if isinstance(event, BadRecords):
+            await self._event_rejections_now().add(event)
+            return
         reporter = RunReporter(
             self.log_channel or NullChannel(),
             title="Member updates",
@@ -225,6 +232,21 @@ class SyncCog(commands.Cog, name="Sync"):
             track_error=track_error,
         )
         await reporter.feed(event)
+
+    def _event_rejections_now(self) -> Rejections:
+        """Member events have no run to end: their rejected records share one message (and
+        one Sentry event per cause) until it is EVENT_REJECTIONS_S old, then a new one."""
+        current = self._event_rejections
+        posted = current.posted_at if current is not None else None
+        if current is None or (posted and time.monotonic() - posted > EVENT_REJECTIONS_S):
+            current = self._event_rejections = Rejections(
+                self.log_channel or NullChannel(),
+                title="Member updates",
+                run_id="events",
+                min_edit_interval=self.settings.progress_interval,
+                track_error=track_error,
+            )
+        return current
 
     # -- listeners -------------------------------------------------------------------------
 

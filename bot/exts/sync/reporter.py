@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 import discord
 
@@ -37,6 +36,8 @@ from bot.exts.sync.messages import (
     progress_bar,
     site_message,
 )
+from bot.exts.sync.rejections import Rejections
+from bot.exts.sync.tracing import ErrorTracker
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,6 @@ NO_PINGS = discord.AllowedMentions.none()
 OUTAGE_NOTE_S = 2.0
 """A stretch of retries without a written chunk at least this long is named in the run's
 message as one outage (a restarting site), instead of one error per chunk that rode it out."""
-ErrorTracker = Callable[[str, dict[str, str]], str | None]
-"""Records an error elsewhere (Sentry) and returns its event id, or None."""
 
 
 class RunReporter:
@@ -65,6 +64,13 @@ class RunReporter:
         self.run_id = run_id
         self.min_edit_interval = min_edit_interval
         self.track_error = track_error
+        self.rejections = Rejections(
+            channel,
+            title=title,
+            run_id=run_id,
+            min_edit_interval=min_edit_interval,
+            track_error=track_error,
+        )
         self.meter = RateMeter()
         self.message: discord.Message | None = None
         self.chunks_ok = 0
@@ -119,12 +125,7 @@ class RunReporter:
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
         elif isinstance(event, BadRecords):
-            await self.error(
-                f"The site rejected {count(len(event.ids))} user(s) (HTTP {event.status}); "
-                f"they were left out and the rest were sent.",
-                ids=event.ids,
-                detail=event.message,
-            )
+            await self.rejections.add(event)
         elif isinstance(event, ChunkFailed):
             self.last_error = event.error
             await self.error(
@@ -206,8 +207,9 @@ class RunReporter:
             notes.append(outage)
         if self.chunks_failed:
             notes.append(f"{count(self.chunks_failed)} failed requests")
-        if self.errors_reported:
-            notes.append(f"{count(self.errors_reported)} errors reported below")
+        errors = self.errors_reported + bool(self.rejections.causes)
+        if errors:
+            notes.append(f"{count(errors)} errors reported below")
         if notes:
             lines.append(" · ".join(notes))
         lines.append(f"-# run `{self.run_id}`")
@@ -238,7 +240,8 @@ class RunReporter:
         if self._editor is not None:
             self._editor.cancel()
             await asyncio.wait([self._editor])
-        # The error first: once the summary shows, the run's story is complete (is_final_summary).
+        # Errors first: once the summary shows, the run's story is complete (is_final_summary).
+        await self.rejections.close()
         if finished.error and finished.status in ("failed", "partial"):
             await self.error(f"the run ended {finished.status}.", detail=finished.error)
         wait = self._last_edit + self.min_edit_interval - time.monotonic()

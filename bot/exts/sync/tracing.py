@@ -8,7 +8,7 @@ request where it happened without the engine carrying Sentry handles.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
@@ -52,13 +52,26 @@ class RunTrace:
             self.transaction.finish()
 
 
-def track_error(message: str, tags: dict[str, str]) -> str | None:
-    """Send an error to Sentry with the run's tags; its event id goes into the log message."""
+class ErrorTracker(Protocol):
+    """Records an error elsewhere (Sentry) and returns its event id, or None."""
+
+    def __call__(
+        self, message: str, tags: dict[str, str], fingerprint: list[str] | None = None
+    ) -> str | None: ...
+
+
+def track_error(
+    message: str, tags: dict[str, str], fingerprint: list[str] | None = None
+) -> str | None:
+    """Send an error to Sentry with the run's tags; its event id goes into the log message.
+    `fingerprint` groups events of one cause into one Sentry issue whatever their text."""
     if not sentry_on():
         return None
     with sentry_sdk.new_scope() as scope:
         for key, value in tags.items():
             scope.set_tag(key, value)
+        if fingerprint is not None:
+            scope.fingerprint = fingerprint
         return sentry_sdk.capture_message(message, level="error")
 
 

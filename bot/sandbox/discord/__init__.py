@@ -15,8 +15,9 @@ Fidelity limits (what real Discord does that this emulator does not):
   channel overwrites, audit log reasons, mentions parsing (`mentions` is always empty) and
   allowed_mentions semantics are stored, not applied. MESSAGE_CONTENT redaction applies to
   every message not written by the bot (Discord also keeps content for mentions and DMs).
-- No DMs, threads, reactions, attachments (multipart files are dropped, payload_json is kept),
-  stickers, polls, application commands, autocomplete or modals beyond storing a modal response.
+- No DMs, threads, reactions, stickers, polls, application commands, autocomplete or modals
+  beyond storing a modal response. Attachments are stored with the message version (name and
+  bytes, `MessageVersion.files`), never served back as URLs.
 - Rate limits exist only for message sends and edits (per channel, fixed window, default 5 per
   5 s); no global limit, no shared-bucket or sub-limit behaviour beyond
   `advertise_rate_limits=False`, which withholds headers so clients meet 429s.

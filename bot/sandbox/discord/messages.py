@@ -20,6 +20,10 @@ INVALID_FORM_BODY = 50035
 EDIT_OTHERS_MESSAGE = 50005
 
 
+UPLOADED_FILES = "_uploaded_files"
+"""Where the REST layer puts a multipart request's files in the body: (name, content) pairs."""
+
+
 @dataclass
 class MessageStats:
     created: int = 0
@@ -69,6 +73,7 @@ class MessageService:
             embeds=embeds,
             components=components,
             flags=int(body.get("flags") or 0),
+            files=tuple(body.get(UPLOADED_FILES, ())),
         )
         message = StoredMessage(
             id=self._snowflakes.next(),
@@ -101,8 +106,9 @@ class MessageService:
             raise ApiError(400, EMPTY_MESSAGE, "Cannot send an empty message")
         if "allowed_mentions" in body:
             message.allowed_mentions = body["allowed_mentions"]
+        files = tuple(body[UPLOADED_FILES]) if UPLOADED_FILES in body else current.files
         message.versions.append(
-            MessageVersion(datetime.now(UTC), content, embeds, components, flags)
+            MessageVersion(datetime.now(UTC), content, embeds, components, flags, files)
         )
         self.stats.edits += 1
         self._dispatch("MESSAGE_UPDATE", message)

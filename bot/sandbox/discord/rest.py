@@ -20,7 +20,7 @@ from .errors import (
 )
 from .guilds import GuildService
 from .interactions import InteractionService
-from .messages import EDIT_OTHERS_MESSAGE, MessageService
+from .messages import EDIT_OTHERS_MESSAGE, UPLOADED_FILES, MessageService
 from .ratelimit import RateLimiter
 from .state import JSONDict, StoredMessage, World, dumps
 
@@ -319,12 +319,18 @@ class RestApi:
 
 
 async def _read_body(request: web.Request) -> JSONDict:
-    """JSON bodies, or the payload_json part of the multipart form discord.py sends with files
-    (the files themselves are not stored)."""
+    """JSON bodies, or the payload_json part of the multipart form discord.py sends with files,
+    the files kept under UPLOADED_FILES."""
     if request.content_type.startswith("multipart/"):
         form = await request.post()
         raw = form.get("payload_json")
-        return json.loads(raw) if isinstance(raw, str) else {}
+        body = json.loads(raw) if isinstance(raw, str) else {}
+        files = [
+            (part.filename, part.file.read())
+            for part in form.values()
+            if isinstance(part, web.FileField)
+        ]
+        return body | {UPLOADED_FILES: files} if files else body
     if not request.can_read_body:
         return {}
     try:

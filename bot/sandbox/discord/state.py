@@ -166,6 +166,8 @@ class MessageVersion:
     embeds: tuple[JSONDict, ...]
     components: tuple[JSONDict, ...]
     flags: int
+    files: tuple[tuple[str, bytes], ...] = ()
+    """Attached files (name, content), as uploaded with this version."""
 
 
 @dataclass(slots=True, eq=False)
