@@ -79,11 +79,12 @@ class _Ending:
     stored: Run | None = None
 
 
-def journal_status(engine_status: str, chunk_failures: int) -> str:
+def journal_status(engine_status: str, chunk_failures: int, error: str = "") -> str:
     """The engine's ending as the journal and breaker count it.
 
     A "partial" run whose only failures are records the site rejected (names too long, unknown
     roles) reached a healthy site: counting it as failed would open the breaker over bad data.
+    So does a "failed" one with no error and no failed request: every write was rejected.
     """
     if engine_status == "finished":
         return SUCCEEDED
@@ -91,7 +92,7 @@ def journal_status(engine_status: str, chunk_failures: int) -> str:
         return CANCELLED
     if engine_status == "interrupted":  # stopped by the cog, e.g. because its lease was lost
         return INTERRUPTED
-    if engine_status == "partial" and chunk_failures == 0:
+    if engine_status in ("partial", "failed") and chunk_failures == 0 and not error:
         return SUCCEEDED
     return FAILED
 

@@ -127,7 +127,7 @@ class Runs:
             # Journal first: a process stopped right after the summary shows still counts it.
             change = await self.book.finish(
                 ticket,
-                journal_status(report.status, reporter.chunks_failed),
+                journal_status(report.status, reporter.chunks_failed, report.error),
                 error=report.error or reporter.last_error,
                 done=reporter.meter.done,
                 failed=report.failed,
