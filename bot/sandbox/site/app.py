@@ -4,7 +4,12 @@ It follows shared/site-api.md request for request (statuses, bodies, the order o
 bulk_patch checks, the HTML 404 and 500 pages, DRF's token auth and 405 bodies), so the bot's
 client, engine and scenarios are tested against the behaviour they will meet in production.
 
-Where the sandbox differs from the real site, on purpose or for lack of need:
+Where the sandbox differs from the real site, on purpose or for lack of need. None of these
+changes the answer to a request the bot makes: `GET healthcheck`; `GET bot/roles`, role POST, GET,
+PUT and DELETE by id (a PUT's body id is the URL's); unfiltered `GET bot/users?page=N&page_size=M`,
+`GET bot/users/{id}`, bulk create and bulk_patch, each user's `roles` without repeats; aiohttp's
+default `Accept: */*` and no format. (The first three are about cost and timing, which the faults
+model instead.)
 - Cost: no superlinear cost per request, no per-item role query, no connection set-up cost, no
   memory growth with the request; a 1,000-user bulk_patch takes milliseconds, not a second. Use the
   `slow` fault to model a slow site.
@@ -12,21 +17,43 @@ Where the sandbox differs from the real site, on purpose or for lack of need:
   too, but it runs without a transaction or row locks around the preceding SELECT).
 - Concurrency: one process, one event loop, one SQLite connection; requests run one at a time
   between awaits (a one-process site), so in-flight requests overlap only their waits.
-- PUT/PATCH of a user or role with a body `id` different from the URL's: the sandbox validates that
-  id and ignores it (Django would save a copy of the row under the new id).
-- `OPTIONS` (DRF's metadata) is not modelled: 405. HEAD is answered like GET.
+- Roles with equal `position`: the site returns them in no defined order; the sandbox breaks ties
+  by id, ascending (ORDER BY position DESC, id), so that its tests are repeatable. A client must
+  not rely on the order of ties (the bot compares roles by id).
+- Format negotiation: `.json` suffixes (DRF's format_suffix_patterns, a trailing slash allowed
+  after them) and `?format=json` are served; any other format is a JSON 404 "Not found." before
+  authentication, as on the site, except the browsable API's `api` (an HTML page on the site, a
+  404 here). The `Accept` header is not negotiated (the site answers `text/html` with the
+  browsable API and an Accept it cannot satisfy with 406), and `healthcheck` ignores `format`.
+  Reason: the bot sends no format and accepts anything.
+- Filters of `GET bot/users` (`name`, `display_name`, `discriminator`): the contract's exact
+  matches and "Enter a number." are as observed; the finer parsing follows django-filter's form
+  fields as read, not observed: values are stripped and an empty one filters nothing, the
+  discriminator is a decimal cut to an integer ("7.9" matches 7), a repeated parameter counts
+  its last value (also for `page` and `page_size`). Reason: the bot never filters.
+- Unknown roles in `roles`: sorted by id as on the site; an unknown id given twice is listed once
+  (not observed on the site). A negative id in `roles` gets DRF's range error for its index,
+  `{"roles": {"0": ["Ensure this value is greater than or equal to 0."]}}` (not observed: the
+  site might say "does not exist", as it does for ids of 2**63 or more). Reason: the bot sends
+  each Discord id (positive) once.
+- A `null` item in a bulk create (POST of a list) gets bulk_patch's observed answer, an aligned
+  `["This field may not be null."]` (the same DRF code path; only bulk_patch was observed).
+  Reason: the bot never sends a null item.
+- Routes the bot does not use are not modelled and answer the HTML 404 page: the router's API
+  root (`bot/`), the users' `alts` and metricity routes, every other `bot/` resource. `OPTIONS`
+  (DRF's metadata) is not modelled: 405. HEAD is answered like GET.
 - The "only id" rule of bulk_patch applies when no item carries another field (the site computes the
   union of fields sent); a mix of only-id items and real patches succeeds, as on the site.
-- Role existence errors list each missing role once; other DRF details (unknown content types: 415,
-  "last" as a page number, trimming of strings) follow DRF 3.15 and Django 5 as far as known.
 - Faults (see faults.py) are the sandbox's own: its 429 carries `Retry-After` in (possibly
   fractional) seconds as configured, and a dropped connection is closed after the request was
   applied, so the client cannot know whether its write landed.
 - Extras that the site does not have: private `GET /api/_sandbox/stats`, `GET|POST
   /api/_sandbox/faults` and `GET|POST|DELETE /api/_sandbox/hold` (a gate that holds a route's
   requests at a chosen point, hold.py; all three need the token and are left out of the stats
-  and of fault injection), and fault injection on `/api/bot/...` requests only (never on the
-  health check).
+  and of fault injection), fault injection on `/api/bot/...` requests only (never on the
+  health check), and a count of the requests the site would take otherwise than a client
+  means them (a body id other than the URL's, a role id twice in `roles`: the stats'
+  `misreadable_requests`), which the site answers as the real one does.
 """
 
 from __future__ import annotations
@@ -94,11 +121,25 @@ def _authentication_failure(request: web.Request, token: str) -> web.Response | 
     return None
 
 
-def _endpoint(methods: Mapping[str, Handler], *, public: bool = False) -> Handler:
-    """One URL: authenticate first (as DRF does, so 401 beats 405), then pick the method."""
+def _unknown_format(request: web.Request) -> bool:
+    """DRF's content negotiation by URL: a `.fmt` suffix, else a `format` query parameter (its
+    last value); a format with no renderer (anything but json) is a 404 "Not found."."""
+    suffix = request.match_info.get("format", "").rstrip("/")
+    values = request.query.getall("format", [])
+    wanted = suffix or (values[-1] if values else "")
+    return bool(wanted) and wanted != "json"
+
+
+def _endpoint(
+    methods: Mapping[str, Handler], *, public: bool = False, negotiated: bool = False
+) -> Handler:
+    """One URL, in DRF's order: the format (`negotiated` routes only), then authentication
+    (so 401 beats 405), then the method."""
     allowed = ", ".join([*methods, "HEAD"] if "GET" in methods else methods)
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
+        if negotiated and _unknown_format(request):
+            return detail(404, "Not found.")
         if not public:
             failure = _authentication_failure(request, site_state(request).token)
             if failure is not None:
@@ -171,28 +212,41 @@ async def _release_hold(request: web.Request) -> web.Response:
     return json_response(hold.to_json())
 
 
-_ROUTES: dict[str, Handler] = {
-    "/healthcheck": _endpoint({"GET": _healthcheck}, public=True),
-    "/bot/roles": _endpoint({"GET": roles.list_roles, "POST": roles.create_role}),
+_SITE_ROUTES: dict[str, Handler] = {
+    "/bot/roles": _endpoint({"GET": roles.list_roles, "POST": roles.create_role}, negotiated=True),
     "/bot/roles/{id:[^/.]+}": _endpoint(
         {
             "GET": roles.get_role,
             "PUT": roles.put_role,
             "PATCH": roles.patch_role,
             "DELETE": roles.delete_role,
-        }
+        },
+        negotiated=True,
     ),
-    "/bot/users": _endpoint({"GET": users.list_users, "POST": users.create_users}),
+    "/bot/users": _endpoint({"GET": users.list_users, "POST": users.create_users}, negotiated=True),
     # Before the detail route, which would otherwise take "bulk_patch" for an id.
-    "/bot/users/bulk_patch": _endpoint({"PATCH": users.bulk_patch}),
+    "/bot/users/bulk_patch": _endpoint({"PATCH": users.bulk_patch}, negotiated=True),
     "/bot/users/{id:[^/.]+}": _endpoint(
         {
             "GET": users.get_user,
             "PUT": users.put_user,
             "PATCH": users.patch_user,
             "DELETE": users.delete_user,
-        }
+        },
+        negotiated=True,
     ),
+}
+# DRF's format_suffix_patterns, which the site's router adds after each of its routes:
+# "bot/users/1.json" is "bot/users/1" rendered as JSON, "bot/users/9.0" is format "0" (a 404).
+_FORMAT_SUFFIX = ".{format:[a-z0-9]+/?}"
+_FORMAT_TEMPLATE = ".{format}"
+_ROUTES: dict[str, Handler] = {
+    "/healthcheck": _endpoint({"GET": _healthcheck}, public=True),
+    **{
+        variant: endpoint
+        for path, endpoint in _SITE_ROUTES.items()
+        for variant in (path, path + _FORMAT_SUFFIX)
+    },
     "/_sandbox/stats": _endpoint({"GET": _get_stats}),
     "/_sandbox/faults": _endpoint({"GET": _get_faults, "POST": _set_faults}),
     "/_sandbox/hold": _endpoint({"GET": _get_hold, "POST": _arm_hold, "DELETE": _release_hold}),
@@ -200,8 +254,10 @@ _ROUTES: dict[str, Handler] = {
 
 
 def _route_template(request: web.Request) -> str | None:
+    """The route's template, a format suffix left out: "bot/users/1.json" is counted, held and
+    faulted as "/api/bot/users/{id}"."""
     resource = request.match_info.route.resource
-    return None if resource is None else resource.canonical
+    return None if resource is None else resource.canonical.removesuffix(_FORMAT_TEMPLATE)
 
 
 def _draw_fault(request: web.Request, template: str | None) -> Fault | None:

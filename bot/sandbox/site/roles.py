@@ -18,6 +18,7 @@ from bot.sandbox.site.responses import (
 from bot.sandbox.site.validation import ROLE_SCHEMA, validate_object
 
 _NO_ROLE = "No Role matches the given query."
+_TAKEN = "role with this ID already exists."
 
 
 def _validated_role(data: Any, *, partial: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -41,7 +42,7 @@ async def create_role(request: web.Request) -> web.Response:
     store = site_state(request).store
     values, errors = _validated_role(await read_json(request), partial=False)
     if "id" in values and store.get_role(values["id"]) is not None:
-        errors = {"id": ["role with this ID already exists."], **errors}
+        errors = {"id": [_TAKEN], **errors}
     if errors:
         raise field_errors(errors)
     store.insert_role(values)
@@ -61,12 +62,20 @@ async def patch_role(request: web.Request) -> web.Response:
 
 
 async def _update_role(request: web.Request, *, partial: bool) -> web.Response:
+    """Django's save() of the URL's row with the body applied. A body `id` other than the URL's
+    goes through the id's unique validator (a field error, reported with the other fields'),
+    and when it is free the row is written under that id: a new role, the URL's left as is."""
+    state = site_state(request)
     role = _existing_role(request)
     values, errors = _validated_role(await read_json(request), partial=partial)
+    if values.get("id", role["id"]) != role["id"]:
+        state.stats.record_misreadable("body_id_differs")  # whatever the answer
+        if state.store.get_role(values["id"]) is not None:
+            errors = {"id": [_TAKEN], **errors}
     if errors:
         raise field_errors(errors)
-    updated = {**role, **values, "id": role["id"]}
-    site_state(request).store.update_role(updated)
+    updated = {**role, **values}
+    state.store.save_role(updated)
     return json_response(updated)
 
 

@@ -78,6 +78,12 @@ class SiteStats:
     largest_bulk_patch: int = 0
     bulk_patch_items: int = 0
     role_cascade_users: int = 0
+    misreadable: Counter[str] = field(default_factory=Counter)
+    """Requests the site takes otherwise than a client would mean them, by kind:
+    "body_id_differs" (a PUT/PATCH body id other than the URL's: the site writes that other
+    row) and "duplicate_role_ids" (a user's `roles` naming an id twice: a role deletion then
+    leaves it once). Counted whatever the answer (the body's valid fields are looked at); the
+    site answers them as the real one does. The bot must never send one."""
     user_writes_in_flight: int = 0
     user_writes_peak_in_flight: int = 0
     """User writes (bulk creates and bulk_patches) served at once: the bot's window covers
@@ -119,6 +125,9 @@ class SiteStats:
     def record_fault(self, kind: str) -> None:
         self.faults[kind] += 1
 
+    def record_misreadable(self, kind: str) -> None:
+        self.misreadable[kind] += 1
+
     def record_role_cascade(self, users_rewritten: int) -> None:
         self.role_cascade_users += users_rewritten
 
@@ -139,6 +148,7 @@ class SiteStats:
             "empty_requests": self.empty_requests(),
             "user_writes_peak_in_flight": self.user_writes_peak_in_flight,
             "role_cascade_users": self.role_cascade_users,
+            "misreadable_requests": dict(self.misreadable),
             "peak_rss_bytes": peak_rss,
             "current_rss_bytes": current_rss,
         }

@@ -104,6 +104,21 @@ def _update_params(user: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _without_first(roles: list[int], role_id: int) -> list[int]:
+    roles.remove(role_id)
+    return roles
+
+
+def _user_filter(filters: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause of exact matches on user columns (names from USER_COLUMNS only)."""
+    if not filters:
+        return "", ()
+    if not set(filters) <= set(USER_COLUMNS):
+        raise ValueError(f"unknown user columns: {sorted(set(filters) - set(USER_COLUMNS))}")
+    clause = " AND ".join(f"{column} = ?" for column in filters)
+    return f" WHERE {clause}", tuple(filters.values())
+
+
 def _role_from_row(row: tuple[Any, ...]) -> RoleRow:
     return dict(zip(ROLE_COLUMNS, row, strict=True))
 
@@ -157,15 +172,23 @@ class SiteStore:
             self._db.execute("INSERT INTO roles VALUES (?, ?, ?, ?, ?)", _role_params(role))
         self._role_ids = None
 
-    def update_role(self, role: Mapping[str, Any]) -> None:
+    def save_role(self, role: Mapping[str, Any]) -> bool:
+        """Django's `save()`: UPDATE the row with the role's id, INSERT it when there is none
+        (a PUT or PATCH whose body names another id writes that id). True if it inserted."""
         with self._db:
-            self._db.execute(
+            updated = self._db.execute(
                 "UPDATE roles SET name = ?, colour = ?, permissions = ?, position = ? WHERE id = ?",
                 (*_role_params(role)[1:], role["id"]),
-            )
+            ).rowcount
+            if not updated:
+                self._db.execute("INSERT INTO roles VALUES (?, ?, ?, ?, ?)", _role_params(role))
+        if not updated:
+            self._role_ids = None
+        return not updated
 
     def delete_role(self, role_id: int) -> int | None:
-        """Delete a role and strip it from every user that holds it, as the site's cascade does.
+        """Delete a role and strip it from every user that holds it, as the site's cascade does:
+        `roles.remove(id)`, so a user who holds the id twice keeps it once.
 
         Returns how many users were rewritten, or None when the role did not exist.
         """
@@ -178,7 +201,7 @@ class SiteStore:
             (f",{role_id},",),
         ).fetchall()
         rewrites = [
-            (_roles_text(r for r in json.loads(roles) if r != role_id), user_id)
+            (_roles_text(_without_first(json.loads(roles), role_id)), user_id)
             for user_id, roles in holders
         ]
         with self._db:
@@ -189,8 +212,12 @@ class SiteStore:
 
     # -- users ---------------------------------------------------------------------------
 
-    def count_users(self) -> int:
-        return self._user_count
+    def count_users(self, filters: Mapping[str, Any] | None = None) -> int:
+        """All users, or those whose columns equal `filters` (column -> value)."""
+        if not filters:
+            return self._user_count
+        where, params = _user_filter(filters)
+        return self._db.execute(f"SELECT COUNT(*) FROM users{where}", params).fetchone()[0]
 
     def get_user(self, user_id: int) -> UserRow | None:
         if not 0 <= user_id <= MAX_DB_INTEGER:
@@ -199,19 +226,30 @@ class SiteStore:
         return _users_from_rows(rows)[0] if rows else None
 
     def get_users(self, user_ids: Iterable[int]) -> dict[int, UserRow]:
-        """The users among `user_ids` that exist, in one query (ids travel as one JSON array)."""
-        ids_json = json.dumps(list(user_ids))
+        """The users among `user_ids` that exist, in one query (ids travel as one JSON array);
+        an id the table cannot hold (2**63 or more) exists nowhere."""
+        ids_json = json.dumps([i for i in user_ids if 0 <= i <= MAX_DB_INTEGER])
         rows = self._db.execute(
             f"{_USER_SELECT} WHERE id IN (SELECT value FROM json_each(?))", (ids_json,)
         ).fetchall()
         return {user["id"]: user for user in _users_from_rows(rows)}
 
-    def users_page_json(self, page: int, page_size: int) -> str:
+    def users_page_json(
+        self, page: int, page_size: int, filters: Mapping[str, Any] | None = None
+    ) -> str:
         """Rows (page-1)*page_size .. page*page_size-1 in id order as a JSON array; page from 1.
+        With `filters`, of the users whose columns equal them (a plain LIMIT/OFFSET query).
 
         SQLite writes each user's JSON itself (json_object), which is several times faster than
         decoding the rows and encoding them again in Python.
         """
+        if filters:
+            where, params = _user_filter(filters)
+            rows = self._db.execute(
+                f"{_USER_JSON_SELECT}{where} ORDER BY id LIMIT ? OFFSET ?",
+                (*params, page_size, (page - 1) * page_size),
+            ).fetchall()
+            return "[" + ",".join(user_json for _, user_json in rows) + "]"
         ends = self._page_ends.setdefault(page_size, {})
         anchor = max((p for p in ends if p < page), default=0)
         if anchor:
@@ -257,6 +295,17 @@ class SiteStore:
         rows = sorted(map(_update_params, users), key=lambda params: params[-1])
         with self._db:
             self._db.executemany(_USER_UPDATE, rows)
+
+    def save_user(self, user: Mapping[str, Any]) -> bool:
+        """Django's `save()`: UPDATE the row with the user's id, INSERT it when there is none
+        (a PUT or PATCH whose body names another id writes that id). True if it inserted."""
+        with self._db:
+            updated = self._db.execute(_USER_UPDATE, _update_params(user)).rowcount
+            if not updated:
+                self._db.execute(_USER_INSERT, _user_params(user))
+        if not updated:
+            self._rows_added(1)
+        return not updated
 
     def delete_user(self, user_id: int) -> bool:
         if not 0 <= user_id <= MAX_DB_INTEGER:

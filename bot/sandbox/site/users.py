@@ -6,6 +6,7 @@ reacts to each of them differently (404 -> create instead, 400 -> bisect, 500 ->
 
 from __future__ import annotations
 
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from aiohttp import web
@@ -27,18 +28,29 @@ from bot.sandbox.site.validation import (
     USER_DEFAULTS,
     USER_SCHEMA,
     missing_roles,
-    validate_object,
+    validate_item,
 )
 
 DEFAULT_PAGE_SIZE = 2500
 _NO_USER = "No User matches the given query."
+# django-filter's `filterset_fields` on the site's user list: exact matches, checked (400) before
+# the page is. The names are CharFilters (Django's CharField form field strips the value), the
+# discriminator a NumberFilter (a DecimalField: "Enter a number.").
+_TEXT_FILTERS = ("name", "display_name")
+_NUMBER_FILTER = "discriminator"
+_NOT_A_NUMBER = "Enter a number."
+_FILTER_MAX_EXPONENT = 6
+MAX_DISCRIMINATOR = 9999
+_NO_DISCRIMINATOR = -1
+"""A discriminator no user has: what a filter outside 0..9999 compares with."""
 
-Validated = tuple[dict[str, Any], dict[str, Any]]
+Validated = tuple[dict[str, Any], Any]
 
 
 def _validate_user(data: Any, known_roles: frozenset[int], *, partial: bool) -> Validated:
-    """Field validation plus the site's check that every role in `roles` exists."""
-    values, errors = validate_object(data, USER_SCHEMA, partial=partial)
+    """Field validation plus the site's check that every role in `roles` exists; a list's
+    `null` item gets its own error (a list of messages, not a dict)."""
+    values, errors = validate_item(data, USER_SCHEMA, partial=partial)
     if "roles" in values:
         messages = missing_roles(values["roles"], known_roles)
         if messages:
@@ -51,6 +63,18 @@ def _validate_one(request: web.Request, data: Any, *, partial: bool) -> Validate
     if data is None:
         raise non_field_error("No data provided")
     return _validate_user(data, site_state(request).store.role_ids(), partial=partial)
+
+
+def _note_misreadable(
+    request: web.Request, items: list[dict[str, Any]], url_id: int | None = None
+) -> None:
+    """Count a body the site takes otherwise than meant, whatever the answer: a user's `roles`
+    naming an id twice, a detail URL's body naming another id (see SiteStats.misreadable)."""
+    stats = site_state(request).stats
+    if any(len(set(item.get("roles", ()))) != len(item.get("roles", ())) for item in items):
+        stats.record_misreadable("duplicate_role_ids")
+    if url_id is not None and any(item.get("id", url_id) != url_id for item in items):
+        stats.record_misreadable("body_id_differs")
 
 
 def _new_user(values: dict[str, Any]) -> dict[str, Any]:
@@ -81,16 +105,47 @@ def _existing_user(request: web.Request) -> dict[str, Any]:
 
 async def list_users(request: web.Request) -> web.Response:
     store = site_state(request).store
-    page_size = _page_size(request.query.get("page_size"))
-    pages = max(1, -(-store.count_users() // page_size))
-    page = _page_number(request.query.get("page"), pages)
-    results = store.users_page_json(page, page_size)
+    filters = _filters(request)
+    count = store.count_users(filters)
+    page_size = _page_size(_query(request, "page_size"))
+    pages = max(1, -(-count // page_size))
+    page = _page_number(_query(request, "page"), pages)
+    results = store.users_page_json(page, page_size, filters)
     next_page = page + 1 if page < pages else None
     previous_page = page - 1 if page > 1 else None
     return json_text_response(
-        f'{{"count":{store.count_users()},"next_page_no":{_json_int(next_page)},'
+        f'{{"count":{count},"next_page_no":{_json_int(next_page)},'
         f'"previous_page_no":{_json_int(previous_page)},"results":{results}}}'
     )
+
+
+def _query(request: web.Request, name: str) -> str | None:
+    """A query parameter as Django's QueryDict.get reads it: the last value given."""
+    values = request.query.getall(name, [])
+    return values[-1] if values else None
+
+
+def _filters(request: web.Request) -> dict[str, Any]:
+    """The exact-match filters (column -> value) of the query; an empty value filters nothing
+    and an invalid one is a 400."""
+    filters: dict[str, Any] = {}
+    for name in _TEXT_FILTERS:
+        value = (_query(request, name) or "").strip()
+        if value:
+            filters[name] = value
+    raw = _query(request, _NUMBER_FILTER)
+    if raw:
+        try:
+            number = Decimal(raw)
+        except DecimalException:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            raise field_errors({_NUMBER_FILTER: [_NOT_A_NUMBER]})
+        # Django's IntegerField.get_prep_value: int(), so a fraction is cut off; a value out of
+        # the column's range matches nothing (and is never made into a huge int).
+        value = int(number) if number.adjusted() <= _FILTER_MAX_EXPONENT else _NO_DISCRIMINATOR
+        filters[_NUMBER_FILTER] = value if 0 <= value <= MAX_DISCRIMINATOR else _NO_DISCRIMINATOR
+    return filters
 
 
 def _page_size(raw: str | None) -> int:
@@ -124,11 +179,12 @@ async def create_users(request: web.Request) -> web.Response:
         return _create_many(request, data)
     store = site_state(request).store
     values, errors = _validate_one(request, data, partial=False)
-    user_id = values.get("id")
-    if user_id is not None and store.get_user(user_id) is not None:
-        errors = {"id": ["User with ID already present."], **errors}
+    _note_misreadable(request, [values])
     if errors:
         raise field_errors(errors)
+    # The site catches the database's IntegrityError: uniqueness only once every field is valid.
+    if store.get_user(values["id"]) is not None:
+        raise field_errors({"id": ["User with ID already present."]})
     user = _new_user(values)
     _ensure_storable([user["id"]])
     store.insert_user(user)
@@ -140,6 +196,7 @@ def _create_many(request: web.Request, items: list[Any]) -> web.Response:
     store = site_state(request).store
     known_roles = store.role_ids()
     checked = [_validate_user(item, known_roles, partial=False) for item in items]
+    _note_misreadable(request, [values for values, _ in checked])
     if any(errors for _, errors in checked):
         raise field_errors([errors for _, errors in checked])
     seen: set[int] = set()
@@ -162,9 +219,10 @@ async def bulk_patch(request: web.Request) -> web.Response:
     state.stats.record_bulk_patch(len(data))
     known_roles = state.store.role_ids()
     checked = [_validate_user(item, known_roles, partial=True) for item in data]
+    patches = [values for values, _ in checked]
+    _note_misreadable(request, patches)
     if any(errors for _, errors in checked):
         raise field_errors([errors for _, errors in checked])
-    patches = [values for values, _ in checked]
 
     seen: set[int] = set()
     for patch in patches:
@@ -173,8 +231,8 @@ async def bulk_patch(request: web.Request) -> web.Response:
         if patch["id"] in seen:
             raise field_errors({"id": [f"User with ID {patch['id']} given multiple times."]})
         seen.add(patch["id"])
-    _ensure_storable(seen)
 
+    # An id of 2**63 or more is simply not in the table (Django drops an out-of-range lookup).
     existing = state.store.get_users(seen)
     for patch in patches:
         if patch["id"] not in existing:
@@ -206,14 +264,18 @@ async def patch_user(request: web.Request) -> web.Response:
 
 
 async def _update_user(request: web.Request, *, partial: bool) -> web.Response:
+    """Django's save() of the URL's row with the body applied: a body `id` other than the URL's
+    writes that id instead, a new row when it is free, an overwrite of that user when it is
+    taken (fields not sent come from the URL's row); the URL's row is left as it was."""
     user = _existing_user(request)
     values, errors = _validate_one(request, await read_json(request), partial=partial)
+    _note_misreadable(request, [values], url_id=user["id"])
     if errors:
         raise field_errors(errors)
-    if "id" in values:
+    if values.get("id", user["id"]) != user["id"]:
         _ensure_storable([values["id"]])
-    updated = {**user, **values, "id": user["id"]}
-    site_state(request).store.update_users([updated])
+    updated = {**user, **values}
+    site_state(request).store.save_user(updated)
     return json_response(updated)
 
 

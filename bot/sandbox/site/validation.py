@@ -98,7 +98,7 @@ def boolean(value: Any) -> bool:
     raise FieldError(["Must be a valid boolean."])
 
 
-def integer_list(minimum: int, maximum: int) -> Callable[[Any], list[int]]:
+def integer_list(minimum: int | None, maximum: int | None) -> Callable[[Any], list[int]]:
     parse_item = integer(minimum, maximum)
 
     def parse(value: Any) -> list[int]:
@@ -134,7 +134,8 @@ USER_SCHEMA: Schema = {
     "name": Field(text(32, allow_blank=False)),
     "display_name": Field(text(32, allow_blank=True), required=False),
     "discriminator": Field(integer(0, 9999)),
-    "roles": Field(integer_list(0, MAX_BIGINT), required=False),
+    # No maximum either: an id of 2**63 or more is a role that does not exist (missing_roles).
+    "roles": Field(integer_list(0, None), required=False),
     "in_guild": Field(boolean, required=False),
 }
 USER_DEFAULTS: Mapping[str, Any] = {"display_name": "", "in_guild": True}
@@ -176,7 +177,18 @@ def validate_object(
     return values, errors
 
 
+def validate_item(
+    item: Any, schema: Schema, *, partial: bool
+) -> tuple[dict[str, Any], dict[str, Any] | list[str]]:
+    """One item of a list body: as `validate_object`, except that `null` is the item's own
+    error, a list of messages (DRF's ListSerializer runs each child field's null check)."""
+    if item is None:
+        return {}, [NOT_NULL]
+    return validate_object(item, schema, partial=partial)
+
+
 def missing_roles(role_ids: list[int], known: frozenset[int]) -> list[str]:
-    """The site's message for each role id (once, in order) that is not in the role table."""
-    missing = dict.fromkeys(r for r in role_ids if r not in known)
+    """The site's message for each role id that is not in the role table: sorted by id,
+    whatever the order in the request, each id once."""
+    missing = sorted({r for r in role_ids if r not in known})
     return [f"Role with ID {role_id} does not exist" for role_id in missing]
