@@ -190,6 +190,34 @@ class RssSampler(threading.Thread):
         return self.peaks
 
 
+class LoopStallMeter:
+    """The longest stretch the event loop could not run a task during the sync: a ticker asks to
+    wake every `interval` seconds and records how late it woke. Discord disconnects a bot whose
+    loop misses heartbeats for tens of seconds, so a diff of a million members must keep this far
+    below a second."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.longest_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + self.interval
+            await asyncio.sleep(self.interval)
+            self.longest_s = max(self.longest_s, loop.time() - expected)
+
+    async def stop(self) -> float:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        return self.longest_s
+
+
 def rss(pid: int | str = "self") -> int:
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
@@ -318,9 +346,12 @@ async def measure(site: Site, scenario: Scenario, args: argparse.Namespace) -> d
         watched["site"] = site.pid
     sampler = RssSampler(watched)
     sampler.start()
+    stalls = LoopStallMeter()
+    stalls.start()
     t0 = time.monotonic()
     report = await scenario.action(engine)
     wall = time.monotonic() - t0
+    longest_stall = await stalls.stop()
     peaks = sampler.stop()
     await engine.close()
     after = await site_stats(client)
@@ -340,6 +371,9 @@ async def measure(site: Site, scenario: Scenario, args: argparse.Namespace) -> d
             written if args.scenario == "event-burst" else scenario.guild.member_count(), wall
         ),
         "peak_in_flight": engine.window.peak_in_flight,
+        "site_peak_user_writes_in_flight": after["user_writes_peak_in_flight"] if after else None,
+        "empty_requests": after["empty_requests"] if after else None,
+        "longest_loop_stall_s": round(longest_stall, 3),
         "bot_baseline_rss_mib": _mib(baseline),
         "bot_peak_rss_mib": _mib(peaks["bot"]),
         "bot_sync_rss_mib": _mib(peaks["bot"] - baseline),
