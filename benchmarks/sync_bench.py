@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.engine import InMemoryGuild, RunReport, SyncEngine
 from bot.sandbox.external_site import ExternalSite, SiteRefused, seed_records, site_stats, survey
 from bot.sandbox.site import SiteStore
+from bot.sandbox.site.cost import COST_MODELS, DEFAULT_WORKERS, CostConfig
 from bot.sandbox.site.process import start_site_process
 from bot.site.client import SiteClient
 from bot.site.records import Role, User
@@ -279,13 +280,16 @@ class Site:
 
 
 @contextlib.asynccontextmanager
-async def sandbox_site(scenario: Scenario, workdir: str) -> AsyncIterator[Site]:
-    """The sandbox site as its own process, its SQLite file preloaded with the starting state."""
+async def sandbox_site(
+    scenario: Scenario, workdir: str, cost: CostConfig | None = None
+) -> AsyncIterator[Site]:
+    """The sandbox site as its own process, its SQLite file preloaded with the starting state,
+    with the cost model `cost` (bot/sandbox/site/cost.py; None: no cost)."""
     db = str(Path(workdir) / "site.sqlite3")
     store = SiteStore(db)
     store.seed(scenario.site_roles, scenario.site_users())
     store.close()
-    with start_site_process(token=TOKEN, db=db, timeout=120) as process:
+    with start_site_process(token=TOKEN, db=db, timeout=120, cost=cost) as process:
         async with SiteClient(process.url, TOKEN, timeout=120) as client:
             yield Site(client, process.pid, db)
 
@@ -314,7 +318,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if args.site_url:
             opened = external_site(scenario, members, args)
         else:
-            opened = sandbox_site(scenario, tmp)
+            cost = CostConfig(model=args.site_cost, workers=args.site_workers)
+            opened = sandbox_site(scenario, tmp, cost)
         async with opened as site:
             setup_s = time.monotonic() - started
             result = await measure(site, scenario, args)
@@ -379,7 +384,16 @@ async def measure(site: Site, scenario: Scenario, args: argparse.Namespace) -> d
         "bot_sync_rss_mib": _mib(peaks["bot"] - baseline),
         "site_rss_start_mib": _mib(site_rss_start),
         "site_peak_rss_mib": _mib(site_peak),
+        # The sandbox site's cost model (--site-cost real): modelled CPU and memory of the run.
+        "site_cpu_s": _modelled_cpu(before, after),
+        "site_peak_memory_mib": after.get("site_peak_memory_mib") if after else None,
     }
+
+
+def _modelled_cpu(before: dict[str, Any] | None, after: dict[str, Any] | None) -> float | None:
+    if before is None or after is None or "site_workers" not in after:
+        return None
+    return round(after["site_cpu_s"] - before["site_cpu_s"], 1)
 
 
 def _site_counters(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
@@ -415,12 +429,27 @@ def main() -> int:
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--max-in-flight", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="reserved: scenarios are deterministic")
+    parser.add_argument(
+        "--site-cost",
+        choices=COST_MODELS,
+        default="none",
+        help="the sandbox site's cost model: real (modelled time and memory of the real site per "
+        "request) or none (default: the numbers measure the bot)",
+    )
+    parser.add_argument(
+        "--site-workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"workers of the sandbox site's cost model (default {DEFAULT_WORKERS})",
+    )
     parser.add_argument("--site-url", help="an empty site of your own instead of the sandbox site")
     parser.add_argument("--site-token", help=f"its API token (default: ${TOKEN_ENV})")
     parser.add_argument("--site-pid", type=int, help="its process id, to sample its memory")
     args = parser.parse_args()
     if (args.site_token or args.site_pid) and not args.site_url:
         parser.error("--site-token and --site-pid need --site-url")
+    if args.site_workers < 1:
+        parser.error("--site-workers must be at least 1")
     try:
         result = asyncio.run(run(args))
     except SiteRefused as refusal:

@@ -4,6 +4,10 @@ The bot runs as its own process (`python -m bot` with BOT_TOKEN set), configured
 loopback Discord and the sandbox site as an operator configures it against the real ones. The
 terminal shows the log channel as moderators would see it; the last line is a JSON summary.
 
+The sandbox site runs the scenario's cost model (`--site-cost real|none`, `--site-workers N`;
+bot/sandbox/site/cost.py): "real" makes each request wait the real site's modelled time on one
+of N workers, "none" answers at once.
+
 With `--site-url` the site is the operator's own (a staging copy) instead of the sandbox site:
 the guild is written into it through its API first (see `external_site`), so a rehearsal shows
 what the scenario costs that site.
@@ -36,6 +40,7 @@ from bot.sandbox.log_printer import LogPrinter
 from bot.sandbox.sandbox import RETRY_LINE, Sandbox
 from bot.sandbox.scenarios import SCENARIOS, Scenario
 from bot.sandbox.site import DEFAULT_TOKEN, SiteStore
+from bot.sandbox.site.cost import COST_MODELS, DEFAULT_WORKERS, CostConfig
 from bot.sandbox.site.faults import FaultConfig
 from bot.sandbox.site.process import SiteProcess, start_site_process
 from bot.sandbox.world import SandboxGuild, mismatches
@@ -56,6 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--members", type=int, help="guild size (default: the scenario's)")
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO, choices=sorted(SCENARIOS))
     parser.add_argument("--seed", type=int, default=0, help="seed for the site's faults")
+    parser.add_argument(
+        "--site-cost",
+        choices=COST_MODELS,
+        help="the sandbox site's cost model: real (the real site's modelled time and memory per "
+        "request) or none (answers at once); default: the scenario's",
+    )
+    parser.add_argument(
+        "--site-workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help="workers of the sandbox site's cost model, one request each "
+        f"(default {DEFAULT_WORKERS}, as docker-compose.yml's site)",
+    )
     rehearsal = parser.add_argument_group(
         "rehearsal against your own site (Discord stays simulated)"
     )
@@ -79,9 +98,21 @@ def main(argv: list[str]) -> int:
     if members < 10:
         print("error: --members must be at least 10", file=sys.stderr)
         return 2
+    if args.site_workers < 1:
+        print("error: --site-workers must be at least 1", file=sys.stderr)
+        return 2
     try:
         external = _external_site(args, scenario)
-        summary = asyncio.run(run(scenario, members, external, seed=args.seed))
+        summary = asyncio.run(
+            run(
+                scenario,
+                members,
+                external,
+                seed=args.seed,
+                site_cost=args.site_cost,
+                site_workers=args.site_workers,
+            )
+        )
     except SiteRefused as refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
@@ -96,10 +127,22 @@ async def run(
     *,
     seed: int = 0,
     settings: dict[str, str] | None = None,
+    site_cost: str | None = None,
+    site_workers: int = DEFAULT_WORKERS,
 ) -> dict[str, Any]:
-    """Play `scenario`; `settings` override the bot's (tests use small chunks and pages)."""
+    """Play `scenario`; `settings` override the bot's (tests use small chunks and pages);
+    `site_cost` None takes the scenario's cost model for the sandbox site."""
     started = time.monotonic()
-    where = f"your site at {external.url}" if external else "a sandbox copy of the site"
+    cost = _cost_config(scenario, members, site_cost, site_workers)
+    if external:
+        where = f"your site at {external.url}"
+    elif cost.enabled:
+        where = (
+            f"a sandbox copy of the site that costs what the real one does "
+            f"({cost.workers} worker{'s' * (cost.workers > 1)}, modelled time per request)"
+        )
+    else:
+        where = "a sandbox copy of the site (no cost model: it answers at once)"
     print(
         f"Sandbox: scenario {scenario.name!r} with {members:,} members — {scenario.summary}.\n"
         f"The real bot runs as its own process against a loopback Discord and {where}.\n"
@@ -113,7 +156,7 @@ async def run(
             site: SiteProcess | None = None
             setup_started = time.monotonic()
             if external is None:
-                site = _start_site(guild, workdir / "site.sqlite3", scenario, seed)
+                site = _start_site(guild, workdir / "site.sqlite3", scenario, seed, cost)
                 client: SiteClient = SiteClient(site.url, DEFAULT_TOKEN)
                 site_url, site_token = site.url, DEFAULT_TOKEN
             else:
@@ -172,7 +215,7 @@ async def run(
                 await scenario.play(sandbox)
                 scenario_s = round(time.monotonic() - scenario_started, 1)
             except (TimeoutError, RuntimeError) as failure:
-                error = str(failure)
+                error = str(failure) or repr(failure)
                 sandbox.say(f"FAILED: {error}\nLast lines of the bot's log:\n{bot.log_tail()}")
             finally:
                 bot.stop()
@@ -203,6 +246,11 @@ async def run(
             "empty_requests": stats["empty_requests"] if stats else None,
             "user_writes_peak_in_flight": stats["user_writes_peak_in_flight"] if stats else None,
             "site_peak_rss_mib": round(stats["peak_rss_bytes"] / 2**20, 1) if stats else None,
+            "site_cost": None if external else cost.model,
+            "site_workers": cost.workers if cost.enabled and not external else None,
+            "site_cpu_s": _cpu_between(stats_before, stats),
+            "site_peak_memory_mib": stats.get("site_peak_memory_mib") if stats else None,
+            "site_oom_kills": stats.get("site_oom_kills") if stats else None,
             "log_messages": len(messages),
             "progress_edits": sum(len(m.versions) - 1 for m in messages),
             "errors_reported": len(sandbox.error_texts()),
@@ -244,6 +292,26 @@ def _requests_between(before: dict[str, Any] | None, after: dict[str, Any] | Non
     if before is None or after is None:
         return None
     return int(after["requests"]) - int(before["requests"])
+
+
+def _cpu_between(before: dict[str, Any] | None, after: dict[str, Any] | None) -> float | None:
+    """The site's modelled CPU seconds from the bot's start to its stop (cost.py); None without
+    a cost model or against an operator's site."""
+    if before is None or after is None or "site_workers" not in after:
+        return None
+    return round(float(after["site_cpu_s"]) - float(before["site_cpu_s"]), 1)
+
+
+def _cost_config(
+    scenario: Scenario, members: int, site_cost: str | None, workers: int
+) -> CostConfig:
+    model = site_cost or scenario.site_cost
+    limit = scenario.site_memory_limit_mib
+    return CostConfig(
+        model=model,
+        workers=workers,
+        memory_limit_mib=limit(members, workers) if limit and model == "real" else None,
+    )
 
 
 async def _dry_run_when_ready(sandbox: Sandbox) -> None:
@@ -295,7 +363,9 @@ def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite
     return ExternalSite(args.site_url.rstrip("/"), token, args.allow_existing)
 
 
-def _start_site(guild: SandboxGuild, db: Path, scenario: Scenario, seed: int) -> SiteProcess:
+def _start_site(
+    guild: SandboxGuild, db: Path, scenario: Scenario, seed: int, cost: CostConfig
+) -> SiteProcess:
     """The sandbox site as its own process, its database equal to the guild when the scenario
     seeds it (the first `stale_users` members under an outdated name), or holding the scenario's
     own `site_users`."""
@@ -307,4 +377,4 @@ def _start_site(guild: SandboxGuild, db: Path, scenario: Scenario, seed: int) ->
         store.seed(guild.expected_roles(), users)
     store.close()
     faults = FaultConfig(reject_writes=scenario.reject_writes, seed=seed, **scenario.site_faults)
-    return start_site_process(db=str(db), faults=faults)
+    return start_site_process(db=str(db), faults=faults, cost=cost)

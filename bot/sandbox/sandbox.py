@@ -106,14 +106,18 @@ class Sandbox:
 
     async def restart_site(self, down_for: float) -> None:
         """Kill the sandbox site (SIGKILL, as a crash would) and start it again `down_for`
-        seconds later on the same port with the same database, as a supervisor would."""
+        seconds later on the same port with the same database and cost model, as a supervisor
+        would."""
         if self.site is None or self.site_db is None:
             raise RuntimeError("only the sandbox site can be restarted")
         port = urlsplit(self.site.url).port or 0
+        cost = self.site.cost
         self.site.kill()
         self.site.stop()  # closes its pipe; the process is already gone
         await asyncio.sleep(down_for)
-        self.site = await asyncio.to_thread(start_site_process, db=str(self.site_db), port=port)
+        self.site = await asyncio.to_thread(
+            start_site_process, db=str(self.site_db), port=port, cost=cost
+        )
 
     async def wait_until_site_matches(self, within: float | None = None) -> None:
         """For event-driven changes that have no run message: poll until the site agrees."""

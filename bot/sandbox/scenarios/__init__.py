@@ -12,6 +12,7 @@ from bot.sandbox.scenarios import (  # noqa: F401  # isort: skip
     guard,
     hostile,
     members,
+    outage,
     restarts,
     role_delete,
     site_faults,

@@ -15,6 +15,7 @@ JOINS = 2_000
     "mass-join",
     f"{JOINS:,} members join within seconds; the queue sends them in a few bulk requests",
     default_members=20_000,
+    site_cost="real",
 )
 async def mass_join(sandbox: Sandbox) -> None:
     sandbox.say(f"{JOINS:,} new members are joining.")
@@ -27,6 +28,7 @@ async def mass_join(sandbox: Sandbox) -> None:
     "member-updates",
     "members leave, change nicknames and usernames, and gain roles while nobody runs a command",
     default_members=20_000,
+    site_cost="real",
 )
 async def member_updates(sandbox: Sandbox) -> None:
     guild, discord = sandbox.guild, sandbox.discord

@@ -35,13 +35,23 @@ class Scenario:
     """Fault settings the sandbox site starts with (see FaultConfig; seeded by `--seed`)."""
     reads_site_counters: bool = False
     """Whether the scenario times its moves by the sandbox site's private counters."""
+    site_cost: str = "none"
+    """The sandbox site's cost model unless `--site-cost` says otherwise (bot/sandbox/site/
+    cost.py): "real" for the scenarios that show what moderators see at the real site's pace,
+    "none" for the fault matrix, where it would only slow the runs down."""
+    site_memory_limit_mib: Callable[[int, int], float] | None = None
+    """The sandbox site's memory limit for (members, workers), in MiB (None: no limit)."""
 
     @property
     def needs_sandbox_site(self) -> bool:
         """Whether it breaks or watches the site through controls only the sandbox site has,
         so it cannot be rehearsed against an operator's own site."""
         return bool(
-            self.reject_writes or self.site_faults or self.stale_users or self.reads_site_counters
+            self.reject_writes
+            or self.site_faults
+            or self.stale_users
+            or self.reads_site_counters
+            or self.site_memory_limit_mib
         )
 
 

@@ -11,6 +11,7 @@ from bot.sandbox.world import DEVELOPERS
     "role-delete",
     "a role held by every member is deleted on Discord: strip it in chunks, then delete it",
     default_members=80_000,
+    site_cost="real",
 )
 async def role_delete(sandbox: Sandbox) -> None:
     role_id = sandbox.guild.role_id(DEVELOPERS)

@@ -8,15 +8,24 @@ Where the sandbox differs from the real site, on purpose or for lack of need. No
 changes the answer to a request the bot makes: `GET healthcheck`; `GET bot/roles`, role POST, GET,
 PUT and DELETE by id (a PUT's body id is the URL's); unfiltered `GET bot/users?page=N&page_size=M`,
 `GET bot/users/{id}`, bulk create and bulk_patch, each user's `roles` without repeats; aiohttp's
-default `Accept: */*` and no format. (The first three are about cost and timing, which the faults
-model instead.)
-- Cost: no superlinear cost per request, no per-item role query, no connection set-up cost, no
-  memory growth with the request; a 1,000-user bulk_patch takes milliseconds, not a second. Use the
-  `slow` fault to model a slow site.
+default `Accept: */*` and no format. (The first three are about cost and timing, which the cost
+model and the faults model instead.)
+- Cost: by default (`CostConfig(model="none")`, the site's and every test's default) none: a
+  1,000-user bulk_patch takes milliseconds, not a second. With `model="real"` (cost.py; the demo
+  and the scenarios that show a moderator's view) each request waits its modelled time on one of
+  N workers (queued while all are busy) before it is applied, as fitted to site-api.md's
+  measurements: per item, more for items with a non-empty `roles`, superlinear past a few
+  thousand items, page reads, creates; no connection set-up cost. Memory is an account, not an
+  allocation (`site_memory_mib`), and a request past `memory_limit_mib` dies as an OOM-killed
+  worker: connection closed without an answer (or 502), nothing written; the real site did not
+  survive to answer at all. Writes are modelled as served before they are applied, except a role
+  deletion's cascade (served after it, holding no memory). cost.py lists that model's own
+  limits. The `slow` fault still adds a fixed delay on top.
 - Atomicity: a bulk_patch is written in one SQLite transaction (the site's single UPDATE is atomic
   too, but it runs without a transaction or row locks around the preceding SELECT).
 - Concurrency: one process, one event loop, one SQLite connection; requests run one at a time
-  between awaits (a one-process site), so in-flight requests overlap only their waits.
+  between awaits. Without a cost model they take no time, so in-flight requests overlap only their
+  waits; with one, N modelled workers serve one request each (cost.py).
 - Roles with equal `position`: the site returns them in no defined order; the sandbox breaks ties
   by id, ascending (ORDER BY position DESC, id), so that its tests are repeatable. A client must
   not rely on the order of ties (the bot compares roles by id).
@@ -69,7 +78,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.sandbox.site import roles, users
-from bot.sandbox.site.context import ROUTE, SITE_STATE, SiteState, site_state
+from bot.sandbox.site.context import CHARGED, ROUTE, SITE_STATE, SiteState, site_state, spend
+from bot.sandbox.site.cost import WorkerKilled, request_work
 from bot.sandbox.site.faults import Fault, Malformed
 from bot.sandbox.site.hold import MAX_HOLD_S
 from bot.sandbox.site.responses import (
@@ -91,6 +101,12 @@ _FAULTABLE_PREFIX = f"{API_PREFIX}/bot/"
 _CONTROL_PREFIX = f"{API_PREFIX}/_sandbox/"
 _USER_PAGES = f"{API_PREFIX}/bot/users"
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BAD_GATEWAY_PAGE = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n"
+    "</html>\r\n"
+)
+"""A proxy's answer when the worker behind it died (`oom_answer="502"`)."""
 # Request bodies far above the bot's chunks must still arrive: they are what a test of the
 # "80,000 users in one request" outage sends.
 MAX_REQUEST_BYTES = 1 << 30
@@ -157,7 +173,8 @@ async def _healthcheck(request: web.Request) -> web.Response:
 
 
 async def _get_stats(request: web.Request) -> web.Response:
-    return json_response(site_state(request).stats.snapshot())
+    state = site_state(request)
+    return json_response({**state.stats.snapshot(), **state.cost.snapshot()})
 
 
 async def _get_faults(request: web.Request) -> web.Response:
@@ -282,6 +299,8 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except Answer as answer:
         return answer.response
+    except WorkerKilled:
+        raise
     except web.HTTPNotFound:
         return not_found_page()
     except SiteCrash as crash:
@@ -318,13 +337,29 @@ async def _serve(
         return _throttled(state.faults.config.retry_after)
     if fault is Fault.SLOW:
         await asyncio.sleep(state.faults.config.slow_delay)
-    response = await _handle(request, handler)
+    try:
+        response = await _handle(request, handler)
+        if not request.get(CHARGED, False):
+            await spend(request, request_work())  # a handler without a cost of its own
+    except WorkerKilled as killed:
+        return _killed_worker(request, killed, state)
     if template == _USER_PAGES and request.method == "GET" and response.status == 200:
         response = _maybe_malformed(request, response)
     if fault is Fault.DROP and request.transport is not None:
         # The request was applied; its answer is lost, as when a proxy or the network fails.
         request.transport.close()
     return response
+
+
+def _killed_worker(request: web.Request, killed: WorkerKilled, state: SiteState) -> web.Response:
+    """What the client gets from a worker the OOM killer took mid-request: nothing (the
+    connection closes; gunicorn serves the bot directly in docker-compose.yml), or a proxy's 502."""
+    log.info("sandbox site: %s %s died with its worker: %s", request.method, request.path, killed)
+    if state.cost.config.oom_answer == "502":
+        return web.Response(text=BAD_GATEWAY_PAGE, status=502, content_type="text/html")
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=502)  # never reaches the client: its connection is closed
 
 
 def _maybe_malformed(request: web.Request, page: web.StreamResponse) -> web.StreamResponse:

@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sys
 
+from bot.sandbox.site.cost import COST_MODELS, DEFAULT_WORKERS, OOM_ANSWERS, CostConfig
 from bot.sandbox.site.faults import FaultConfig
 from bot.sandbox.site.server import DEFAULT_TOKEN, SandboxSite
 
@@ -26,6 +27,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="API key clients must send")
     parser.add_argument("--db", default=":memory:", help="SQLite file (default: in memory)")
+    cost = parser.add_argument_group(
+        "cost model (bot/sandbox/site/cost.py: modelled time and memory of the real site)"
+    )
+    cost.add_argument(
+        "--cost",
+        choices=COST_MODELS,
+        default="none",
+        help="real: each request waits its modelled time on a worker; none: no cost (default)",
+    )
+    cost.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"workers serving one request each (default {DEFAULT_WORKERS}, as docker-compose.yml)",
+    )
+    cost.add_argument(
+        "--memory-limit-mib",
+        type=float,
+        metavar="MIB",
+        help="the site's memory limit: a request past it dies as an OOM-killed worker",
+    )
+    cost.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="real seconds per modelled second (default 1; 0 waits nothing)",
+    )
+    cost.add_argument("--oom-answer", choices=OOM_ANSWERS, default="drop")
     faults = parser.add_argument_group("fault injection (probabilities per request)")
     faults.add_argument("--fault-500", type=float, default=0.0, metavar="P")
     faults.add_argument("--fault-429", type=float, default=0.0, metavar="P")
@@ -54,6 +85,19 @@ def fault_arguments(config: FaultConfig) -> list[str]:
         args.append("--write-only")
     if config.reject_writes:
         args.append("--reject-writes")
+    return args
+
+
+def cost_arguments(config: CostConfig) -> list[str]:
+    """The command-line flags that reproduce `config`."""
+    args = [
+        f"--cost={config.model}",
+        f"--workers={config.workers}",
+        f"--time-scale={config.time_scale}",
+        f"--oom-answer={config.oom_answer}",
+    ]
+    if config.memory_limit_mib is not None:
+        args.append(f"--memory-limit-mib={config.memory_limit_mib}")
     return args
 
 
@@ -86,9 +130,18 @@ def main(argv: list[str] | None = None) -> int:
             reject_writes=args.reject_writes,
             seed=args.seed,
         )
+        cost = CostConfig(
+            model=args.cost,
+            workers=args.workers,
+            memory_limit_mib=args.memory_limit_mib,
+            time_scale=args.time_scale,
+            oom_answer=args.oom_answer,
+        )
     except ValueError as error:
         parser.error(str(error))
-    site = SandboxSite(token=args.token, faults=faults, db=args.db, host=args.host, port=args.port)
+    site = SandboxSite(
+        token=args.token, faults=faults, db=args.db, host=args.host, port=args.port, cost=cost
+    )
     asyncio.run(serve(site))
     return 0
 

@@ -1,4 +1,5 @@
-"""What every handler of the sandbox site shares: the store, the stats, the faults and the token."""
+"""What every handler of the sandbox site shares: the store, the stats, the faults, the token and
+the cost model's workers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.site.cost import CostModel, Work, WorkerKilled
 from bot.sandbox.site.faults import Faults
 from bot.sandbox.site.hold import Hold
 from bot.sandbox.site.responses import Answer, detail, parse_json_body
@@ -21,6 +23,7 @@ class SiteState:
     faults: Faults
     token: str
     hold: Hold = field(default_factory=Hold)
+    cost: CostModel = field(default_factory=CostModel)
 
     def __repr__(self) -> str:
         return f"SiteState(store={self.store!r}, faults={self.faults!r})"
@@ -29,6 +32,8 @@ class SiteState:
 SITE_STATE = web.AppKey("site_state", SiteState)
 ROUTE = web.RequestKey("route", str)
 """The request's route as the stats name it ("METHOD /template"), set by the middleware."""
+CHARGED = web.RequestKey("charged", bool)
+"""Set once the request has been served its modelled cost (see `spend`)."""
 
 
 def site_state(request: web.Request) -> SiteState:
@@ -55,3 +60,19 @@ def path_id(request: web.Request) -> int:
         return int(raw)
     except ValueError:
         raise Answer(detail(404, "Not found.")) from None
+
+
+async def spend(request: web.Request, work: Work) -> None:
+    """Serve the request's modelled cost on one of the site's workers (cost.py) before the
+    handler applies it: queued while every worker is busy, then its modelled time. A request
+    spends once; the middleware charges the fixed cost to one whose handler did not.
+    Raises WorkerKilled when it took the site past its memory limit (nothing is applied)."""
+    state = site_state(request)
+    request[CHARGED] = True
+    try:
+        seconds = await state.cost.serve(work)
+    except WorkerKilled as killed:
+        state.stats.record_cpu(request[ROUTE], killed.cpu_s)
+        state.stats.record_oom(request[ROUTE])
+        raise
+    state.stats.record_cpu(request[ROUTE], seconds)

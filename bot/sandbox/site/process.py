@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from bot.sandbox.site.cli import READY_PREFIX, fault_arguments
+from bot.sandbox.site.cli import READY_PREFIX, cost_arguments, fault_arguments
+from bot.sandbox.site.cost import CostConfig
 from bot.sandbox.site.faults import FaultConfig
 from bot.sandbox.site.server import DEFAULT_TOKEN
 
@@ -24,9 +25,13 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[3]
 class SiteProcess:
     """A running sandbox site process; `stop()` sends SIGTERM and waits for a clean exit."""
 
-    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], url: str, cost: CostConfig | None = None
+    ) -> None:
         self.process = process
         self.url = url
+        self.cost = cost or CostConfig()
+        """The cost model it was started with, so a restart can start it the same way."""
 
     def __repr__(self) -> str:
         return f"SiteProcess(pid={self.pid}, url={self.url!r})"
@@ -65,17 +70,21 @@ def start_site_process(
     token: str = DEFAULT_TOKEN,
     db: str | None = None,
     faults: FaultConfig | None = None,
+    cost: CostConfig | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     timeout: float = 20.0,
 ) -> SiteProcess:
-    """Start `python -m bot.sandbox.site.cli` and wait (at most `timeout`) until it listens."""
+    """Start `python -m bot.sandbox.site.cli` and wait (at most `timeout`) until it listens.
+    `cost` None starts it without a cost model (cost.py)."""
     command = [sys.executable, "-m", "bot.sandbox.site.cli", "--host", host, "--port", str(port)]
     command += ["--token", token]
     if db is not None:
         command += ["--db", db]
     if faults is not None:
         command += fault_arguments(faults)
+    if cost is not None:
+        command += cost_arguments(cost)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
@@ -85,7 +94,7 @@ def start_site_process(
         process.kill()
         process.wait()
         raise
-    return SiteProcess(process, url)
+    return SiteProcess(process, url, cost)
 
 
 def _read_ready_line(process: subprocess.Popen[bytes], timeout: float) -> str:

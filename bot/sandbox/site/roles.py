@@ -6,7 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.site.context import path_id, read_json, site_state
+from bot.sandbox.site.context import path_id, read_json, site_state, spend
+from bot.sandbox.site.cost import cascade_work
 from bot.sandbox.site.responses import (
     Answer,
     detail,
@@ -85,4 +86,7 @@ async def delete_role(request: web.Request) -> web.Response:
     if rewritten is None:
         raise Answer(detail(404, _NO_ROLE))
     state.stats.record_role_cascade(rewritten)
+    # The holders are known once the cascade ran, so its modelled time is served after it (it
+    # holds no modelled memory, so it cannot die at the limit half-written).
+    await spend(request, cascade_work(rewritten))
     return no_content()

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from bot.sandbox.site.app import API_PREFIX, create_app
 from bot.sandbox.site.context import SiteState
+from bot.sandbox.site.cost import Clock, CostConfig, CostModel
 from bot.sandbox.site.faults import FaultConfig, Faults
 from bot.sandbox.site.hold import Hold
 from bot.sandbox.site.stats import SiteStats
@@ -17,8 +18,10 @@ DEFAULT_TOKEN = "badbot13m0n8f570f942013fc818f234916ca531"
 class SandboxSite:
     """The sandbox site on a loopback port: `async with SandboxSite() as site: site.url ...`.
 
-    `store`, `stats`, `faults` and `hold` are the live objects the server uses, so a test can
-    seed the store, read the stats, switch faults and hold requests without going through HTTP.
+    `store`, `stats`, `faults`, `hold` and `cost` are the live objects the server uses, so a test
+    can seed the store, read the stats, switch faults, hold requests and watch the modelled
+    workers without going through HTTP. `cost` defaults to no cost model (cost.py); `clock`
+    replaces the cost model's real-time clock (tests drive it by hand).
     """
 
     def __init__(
@@ -30,6 +33,8 @@ class SandboxSite:
         db: str = ":memory:",
         host: str = "127.0.0.1",
         port: int = 0,
+        cost: CostConfig | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.store = store if store is not None else SiteStore(db)
         self.stats = SiteStats()
@@ -37,7 +42,8 @@ class SandboxSite:
         self.host = host
         self._requested_port = port
         self.hold = Hold()
-        self._state = SiteState(self.store, self.stats, self.faults, token, self.hold)
+        self.cost = CostModel(cost or CostConfig(), clock)
+        self._state = SiteState(self.store, self.stats, self.faults, token, self.hold, self.cost)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -61,6 +67,7 @@ class SandboxSite:
 
     async def stop(self) -> None:
         self.hold.release()  # a held request would keep the server from shutting down
+        self.cost.close()  # and so would one waiting its modelled time
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

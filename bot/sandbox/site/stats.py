@@ -3,7 +3,9 @@
 Benchmarks, scenarios and tests read these to check the bot's promises from the site's side (no
 request above the chunk size, no empty request, no more requests at once than the bot's window
 allows, how much a role deletion cost the site): a claim about what the site received is read here,
-never from the bot's own counters.
+never from the bot's own counters. The cost model's figures (modelled CPU, accounted memory, OOM
+kills: cost.py) join these in `GET /api/_sandbox/stats`; `peak_rss_bytes` stays the sandbox
+process's own memory.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ def memory_bytes() -> tuple[int, int | None]:
 class RouteStats:
     """One route ("METHOD /template") as the site counted it, request by request.
 
-    `in_flight` counts requests from their arrival to their answer (held ones included), so
-    `peak_in_flight` is how many the site had to serve at once, whatever the client believes.
+    `in_flight` counts requests from their arrival to their answer (held ones and ones queued
+    for a worker of the cost model included), so `peak_in_flight` is how many the site had to
+    serve at once, whatever the client believes. `cpu_s` is the route's modelled site CPU and
+    `oom_kills` its requests that died at the memory limit (cost.py; 0 without a cost model).
     """
 
     requests: int = 0
@@ -50,6 +54,8 @@ class RouteStats:
     empty_requests: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    cpu_s: float = 0.0
+    oom_kills: int = 0
 
     def arrived(self) -> None:
         self.requests += 1
@@ -121,6 +127,14 @@ class SiteStats:
         """Count a bulk_patch list as received, whether or not it was then accepted."""
         self.largest_bulk_patch = max(self.largest_bulk_patch, items)
         self.bulk_patch_items += items
+
+    def record_cpu(self, route: str, seconds: float) -> None:
+        """Modelled site CPU served to a request on `route` (cost.py)."""
+        self.route(route).cpu_s += seconds
+
+    def record_oom(self, route: str) -> None:
+        """A request on `route` died with its worker at the site's memory limit (cost.py)."""
+        self.route(route).oom_kills += 1
 
     def record_fault(self, kind: str) -> None:
         self.faults[kind] += 1

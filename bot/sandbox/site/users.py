@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.site.context import path_id, read_json, site_state
+from bot.sandbox.site.context import path_id, read_json, site_state, spend
+from bot.sandbox.site.cost import bulk_patch_work, create_work, page_work
 from bot.sandbox.site.responses import (
     Answer,
     SiteCrash,
@@ -110,6 +111,7 @@ async def list_users(request: web.Request) -> web.Response:
     page_size = _page_size(_query(request, "page_size"))
     pages = max(1, -(-count // page_size))
     page = _page_number(_query(request, "page"), pages)
+    await spend(request, page_work(max(0, min(page_size, count - (page - 1) * page_size))))
     results = store.users_page_json(page, page_size, filters)
     next_page = page + 1 if page < pages else None
     previous_page = page - 1 if page > 1 else None
@@ -175,6 +177,7 @@ def _json_int(value: int | None) -> str:
 
 async def create_users(request: web.Request) -> web.Response:
     data = await read_json(request)
+    await spend(request, create_work(data if isinstance(data, list) else [data]))
     if isinstance(data, list):
         return _create_many(request, data)
     store = site_state(request).store
@@ -217,6 +220,9 @@ async def bulk_patch(request: web.Request) -> web.Response:
     if not isinstance(data, list):
         raise non_field_error(f'Expected a list of items but got type "{type(data).__name__}".')
     state.stats.record_bulk_patch(len(data))
+    # Served before it is checked: a refused request is charged as an accepted one (the split
+    # between the site's validation and its UPDATE was not measured).
+    await spend(request, bulk_patch_work(data))
     known_roles = state.store.role_ids()
     checked = [_validate_user(item, known_roles, partial=True) for item in data]
     patches = [values for values, _ in checked]
