@@ -264,6 +264,9 @@ FIELDS: tuple[Field, ...] = (
           "Seconds between edits of a run's live message (Discord allows 5 per 5 s)"),
     Field("SYNC_GUARD_LEFT_SHARE", "guard_left_share", _float_between(0, 1), "0.10",
           "An automatic run marking more than this share of users as left asks a moderator first"),
+    Field("SYNC_GUARD_UPDATE_SHARE", "guard_update_share", _float_between(0, 1), "0.25",
+          "An automatic run writing any one field for more than this share of users asks a "
+          "moderator first"),
     Field("SYNC_GUARD_ROLE_DELETE_SHARE", "guard_role_delete_share", _float_between(0, 1), "0.10",
           "An automatic run deleting more than this share of roles asks a moderator first"),
     Field("SYNC_GUARD_TIMEOUT", "guard_timeout", _float_between(1, 86400), "900",
@@ -300,6 +303,7 @@ class Settings:
     chunking_timeout: float
     progress_interval: float
     guard_left_share: float
+    guard_update_share: float
     guard_role_delete_share: float
     guard_timeout: float
     breaker_threshold: int

@@ -48,6 +48,8 @@ class UserChange:
     fields: frozenset[str]
     site: User | None
     """The site's record when it has one (for samples in dry runs)."""
+    leave: bool = False
+    """The site has the user in the guild and the guild's members lack them: mark them left."""
 
 
 @dataclass
@@ -58,6 +60,8 @@ class DiffStats:
     updates: int = 0
     leaves: int = 0
     by_field: Counter[str] = field(default_factory=Counter)
+    site_total: int | None = None
+    """Users the site holds, as its first page said: the scan's share read is scanned / this."""
 
     def planned(self) -> dict[str, int]:
         return {"create": self.creates, "update": self.updates, "leave": self.leaves}
@@ -77,6 +81,7 @@ async def iter_user_changes(
     last_id = -1
     previous_page: set[int] = set()
     async for page in client.iter_user_pages(page_size):
+        stats.site_total = getattr(page, "site_total", None) or stats.site_total
         page_ids: set[int] = set()
         previous_in_page = -1
         for site_user in page:
@@ -121,7 +126,7 @@ def _change(site_user: User, current: User | None, stats: DiffStats) -> UserChan
             return None
         stats.leaves += 1
         stats.by_field["in_guild"] += 1
-        return UserChange(site_user.id, Kind.PATCH, LEFT_FIELDS, site_user)
+        return UserChange(site_user.id, Kind.PATCH, LEFT_FIELDS, site_user, leave=True)
     fields = site_user.differing_fields(current)
     if not fields:
         stats.unchanged += 1

@@ -5,15 +5,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from bot.engine.diff import ALL_FIELDS, DiffStats, Kind, PageOrderError, iter_user_changes
+from bot.engine.diff import (
+    ALL_FIELDS,
+    LEFT_FIELDS,
+    DiffStats,
+    Kind,
+    PageOrderError,
+    iter_user_changes,
+)
 from bot.engine.guild import AsSiteStores, GuildState
+from bot.engine.leavers import HeldLeaves, MemberCheck
 from bot.engine.plan import Plan
 from bot.engine.progress import (
+    LeaversWithheld,
     PlanUpdated,
     ProgressHub,
     Retrying,
@@ -47,8 +57,11 @@ class SyncEngine:
         max_in_flight: int = 3,
         page_size: int = 2500,
         linger: float = 1.0,
+        rng: random.Random | None = None,
     ) -> None:
         self.client = client
+        self.rng = rng or random.Random()
+        """Draws the sample of leavers looked up on Discord before they are written."""
         self.guild = AsSiteStores(guild)
         self.chunk_size = chunk_size
         self.page_size = page_size
@@ -63,6 +76,8 @@ class SyncEngine:
         self._run_lock = asyncio.Lock()
         self._run_numbers = itertools.count(1)
         self._dispatcher: asyncio.Task[None] | None = None
+        self._guild_readable = asyncio.Event()
+        self._guild_readable.set()
         self._sending: set[asyncio.Task[None]] = set()
         self._chained_retry_hook = client.on_retry
         client.on_retry = self._on_retry
@@ -76,6 +91,14 @@ class SyncEngine:
         """Start the background sender (also started by the first run or event)."""
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+
+    def pause(self) -> None:
+        """Build no more writes from the guild until `resume` (its cache is being replaced):
+        queued writes wait, the requests already sent are answered."""
+        self._guild_readable.clear()
+
+    def resume(self) -> None:
+        self._guild_readable.set()
 
     async def flush(self) -> None:
         """Send queued event writes now and wait until the site answered them."""
@@ -138,16 +161,59 @@ class SyncEngine:
                 nonlocal scanned_reported
                 if stats.scanned - scanned_reported >= self.page_size:
                     scanned_reported = stats.scanned
-                    self.hub.publish(PlanUpdated(run.run_id, stats.planned(), stats.scanned))
+                    self.hub.publish(
+                        PlanUpdated(
+                            run.run_id,
+                            stats.planned(),
+                            stats.scanned,
+                            site_total=stats.site_total,
+                            by_field=dict(stats.by_field),
+                        )
+                    )
 
             changes = iter_user_changes(
                 self.client, self.guild, self.page_size, stats, on_page=page_done
             )
+            check = self.guild.member_check
+            held = HeldLeaves() if check is not None else None
             async for change in changes:
+                if held is not None and change.leave:
+                    held.add(change.user_id)  # sent once a sample is confirmed (leavers.py)
+                    continue
                 await self.queue.put_waiting(change.user_id, change.kind, change.fields, run)
+            planned = stats.planned()
+            if held and check is not None:
+                await self._write_leaves_if_confirmed(run, held, check)
+                planned["leave"] -= run.leaves_withheld
             run.counts["unchanged"] = stats.unchanged
-            self.hub.publish(PlanUpdated(run.run_id, stats.planned(), stats.scanned, final=True))
+            self.hub.publish(
+                PlanUpdated(
+                    run.run_id,
+                    planned,
+                    stats.scanned,
+                    True,
+                    site_total=stats.site_total,
+                    by_field=dict(stats.by_field),
+                )
+            )
         return run.report
+
+    async def _write_leaves_if_confirmed(
+        self, run: Run, held: HeldLeaves, check: MemberCheck
+    ) -> None:
+        """Queue the held leaves if a sample of them is gone from Discord; else withhold them
+        all and say so (the run's other writes go on)."""
+        verdict = await held.check(check, self.rng)
+        if verdict.confirmed:
+            for user_id in held.ids:
+                await self.queue.put_waiting(user_id, Kind.PATCH, LEFT_FIELDS, run)
+            return
+        run.leaves_withheld = verdict.leaving
+        self.hub.publish(
+            LeaversWithheld(
+                run.run_id, verdict.leaving, verdict.sampled, verdict.still_members, verdict.error
+            )
+        )
 
     async def sync_roles(
         self, dry_run: bool = False, trigger: str = "manual", run_id: str | None = None
@@ -204,16 +270,19 @@ class SyncEngine:
     async def _strip_and_delete(self, run: Run, role_ids: frozenset[int]) -> None:
         self._stripping |= role_ids
         try:
-            holders = 0
+            holders = scanned = 0
             async for page in self.client.iter_user_pages(self.page_size):
                 for user in page:
+                    scanned += 1
                     if user.roles.isdisjoint(role_ids):
                         continue
                     holders += 1
                     await self.queue.put_waiting(
                         user.id, Kind.PATCH, frozenset({"roles"}), run, user.roles - role_ids
                     )
-                self.hub.publish(PlanUpdated(run.run_id, {"strip": holders}, holders))
+                plan = {"strip": holders}
+                self.hub.publish(PlanUpdated(run.run_id, plan, scanned, site_total=page.site_total))
+            self.hub.publish(PlanUpdated(run.run_id, {"strip": holders}, scanned, final=True))
             await self._drain(run)
             if run.counts["failed"]:
                 raise RoleStripIncomplete(
@@ -274,6 +343,8 @@ class SyncEngine:
         written = counts["created"] + counts["updated"] + counts["left"]
         if status == "finished" and counts["failed"]:
             status = "partial" if written else "failed"
+        if status == "finished" and run.leaves_withheld:
+            status = "partial"  # what differs was written, bar the leaves it could not confirm
         elapsed = run.elapsed
         report = RunFinished(
             run.run_id,
@@ -287,6 +358,7 @@ class SyncEngine:
             skipped=counts["skipped"],
             failed=counts["failed"],
             deleted_roles=run.deleted_roles,
+            leaves_withheld=run.leaves_withheld,
             duration_s=elapsed,
             rate=written / elapsed if elapsed > 0 else 0.0,
             error=error,
@@ -325,6 +397,7 @@ class SyncEngine:
                 {"create": plan.creates, "update": plan.updates, "leave": plan.leaves},
                 plan.scanned,
                 final=True,
+                by_field=plan.by_field,
             )
         )
         return plan
@@ -339,6 +412,10 @@ class SyncEngine:
         while True:
             await self.queue.wait_ready()
             await self.window.acquire()
+            if not self._guild_readable.is_set():
+                self.window.release()
+                await self._guild_readable.wait()
+                continue
             ops = self.queue.take(self.guild, self._stripping)
             if not ops:
                 self.window.release()

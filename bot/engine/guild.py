@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from bot.engine.leavers import MemberCheck
 from bot.site.records import Role, User, as_site_stores
 
 
@@ -24,6 +25,10 @@ class GuildState(Protocol):
     def member_ids(self) -> Iterable[int]: ...
 
     def member_count(self) -> int: ...
+
+    # Optional: `async def still_members(self, user_ids: Sequence[int]) -> Collection[int]`,
+    # which of these ids the guild's authority (Discord) still counts as members. A guild that
+    # has it gets a sample of a run's leavers looked up before they are written (leavers.py).
 
 
 class InMemoryGuild:
@@ -105,3 +110,9 @@ class AsSiteStores:
 
     def member_count(self) -> int:
         return self.raw.member_count()
+
+    @property
+    def member_check(self) -> MemberCheck | None:
+        """The guild's `still_members` (Discord's answer for ids the cache lacks), or None for a
+        guild with no one to ask, whose member list is the truth (see leavers.py)."""
+        return getattr(self.raw, "still_members", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,12 @@ class Plan:
     def writes(self) -> int:
         return self.creates + self.updates + self.leaves
 
+    @property
+    def update_fields(self) -> dict[str, int]:
+        """Per field, how many site users an update would write it for (the mass-update
+        guard's counts): `by_field` without the `in_guild` of the users marked as left."""
+        return update_fields(self.by_field, self.leaves)
+
     def note(self, change: UserChange, guild: GuildState) -> None:
         """Keep `change` in the sample if there is room (values read from the guild now)."""
         if len(self.sample) >= SAMPLE_SIZE:
@@ -45,7 +52,9 @@ class Plan:
             old = getattr(change.site, name) if change.site is not None else None
             new = getattr(current, name) if current is not None else False
             changes[name] = (_plain(old), _plain(new))
-        kind = "leave" if current is None and change.kind is Kind.PATCH else change.kind.value
+        kind = change.kind.value
+        if change.kind is Kind.PATCH:
+            kind = "leave" if current is None else "update"
         self.sample.append(SampleChange(change.user_id, kind, changes))
 
     def count(self, stats: DiffStats) -> None:
@@ -55,6 +64,14 @@ class Plan:
         self.unchanged = stats.unchanged
         self.scanned = stats.scanned
         self.by_field = dict(stats.by_field)
+
+
+def update_fields(by_field: Mapping[str, int], leaves: int) -> dict[str, int]:
+    """`by_field` counts a leave as an `in_guild` write; the updates alone, per field."""
+    counts = dict(by_field)
+    if leaves:
+        counts["in_guild"] = counts.get("in_guild", 0) - leaves
+    return {name: n for name, n in counts.items() if n > 0}
 
 
 def _plain(value: Any) -> Any:

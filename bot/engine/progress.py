@@ -42,6 +42,10 @@ class PlanUpdated(ProgressEvent):
     planned: dict[str, int]
     scanned: int
     final: bool = False
+    by_field: dict[str, int] | None = None
+    """Per field, the users whose writes so far include it (a leave counts as `in_guild`)."""
+    site_total: int | None = None
+    """How many users the site holds (its first page says), so the share read is known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,18 @@ class ChunkFailed(ProgressEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class LeaversWithheld(ProgressEvent):
+    """Nobody was marked as left: a sample of the users the run would mark as left was looked
+    up on Discord, and some are still members (the member cache is incomplete) or the lookup
+    failed (`error`). The run's other writes go ahead (see bot.engine.leavers)."""
+
+    leaving: int
+    sampled: int
+    still_members: tuple[int, ...]
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(ProgressEvent):
     """The end of a run; also what the engine's run methods return (see RunReport)."""
 
@@ -97,6 +113,8 @@ class RunFinished(ProgressEvent):
     error: str = ""
     dry_run: bool = False
     plan: Any = None
+    leaves_withheld: int = 0
+    """Users the run would have marked as left but did not (see LeaversWithheld)."""
     """For a dry run: the Plan (counts per kind and field, a sample of changes)."""
 
     @property
@@ -113,6 +131,7 @@ _LOG_LEVELS: dict[type, int] = {
     Retrying: logging.WARNING,
     BadRecords: logging.WARNING,
     ChunkFailed: logging.ERROR,
+    LeaversWithheld: logging.WARNING,
     RunFinished: logging.INFO,
 }
 
@@ -219,18 +238,31 @@ class RateMeter:
     Feed it every event of one run; it reads the planned totals from RunStarted/PlanUpdated.
     `done` counts the items the site took: every answered chunk's items, less the ones it
     rejected or that failed (a chunk with one bad item still wrote the others).
+
+    While a streamed diff is still reading the site, `planned` is only the writes found so far;
+    `projected` extrapolates them over the site's users not yet read, so the share and the ETA
+    shown describe the whole run (a quarter into the scan, the holders found so far are about a
+    quarter of them).
     """
 
     window_s: float = 30.0
     clock: Callable[[], float] = time.monotonic
     planned: int | None = None
     done: int = 0
+    scanned: int = 0
+    site_total: int | None = None
+    final: bool = False
     _samples: deque[tuple[float, int]] = field(default_factory=deque)
     _unwritten: int = 0
 
     def feed(self, event: ProgressEvent) -> None:
-        if isinstance(event, RunStarted | PlanUpdated) and event.planned is not None:
+        if isinstance(event, PlanUpdated):
             self.planned = sum(event.planned.values())
+            self.scanned, self.final = event.scanned, event.final
+            self.site_total = event.site_total or self.site_total
+        elif isinstance(event, RunStarted) and event.planned is not None:
+            self.planned = sum(event.planned.values())
+            self.final = True
         elif isinstance(event, BadRecords | ChunkFailed):
             self._unwritten += len(event.ids)  # published before their chunk's ChunkDone
         elif isinstance(event, ChunkDone):
@@ -252,8 +284,20 @@ class RateMeter:
         return items / span if span > 0 else 0.0
 
     @property
-    def eta_s(self) -> float | None:
-        """Seconds until the planned total is written at the current rate; None if unknown."""
-        if self.planned is None or self.rate <= 0:
+    def projected(self) -> int | None:
+        """The run's total writes: the plan once final, else the writes found so far scaled by
+        the share of the site's users read; None before anything is known."""
+        if self.planned is None:
             return None
-        return max(0, self.planned - self.done) / self.rate
+        if self.final or not self.site_total or not self.scanned:
+            return self.planned
+        share_read = min(1.0, self.scanned / self.site_total)
+        return max(self.planned, round(self.planned / share_read))
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds until the projected total is written at the current rate; None if unknown."""
+        projected = self.projected
+        if projected is None or self.rate <= 0:
+            return None
+        return max(0, projected - self.done) / self.rate

@@ -27,6 +27,8 @@ class Run:
     )
     outstanding: int = 0
     deleted_roles: int = 0
+    leaves_withheld: int = 0
+    """Leaves found but not written: a sample of them is still in the guild (leavers.py)."""
     report: RunFinished | None = None
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -24,7 +24,8 @@ INTERRUPTED: Final = "interrupted"
 STATUSES: Final = frozenset({RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED})
 FINAL_STATUSES: Final = STATUSES - {RUNNING}
 
-TRIGGERS: Final = frozenset({"startup", "event", "command"})
+TRIGGERS: Final = frozenset({"startup", "event", "command", "reconnect"})
+"""`reconnect`: the syncs after a fresh READY (a gateway reconnect that could not resume)."""
 MANUAL_TRIGGER: Final = "command"
 
 # `detail` is for a few counters or ids shown in `!sync status`, not for payloads.

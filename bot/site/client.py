@@ -25,6 +25,13 @@ RetryHook = Callable[[SiteAPIError, int, float], Awaitable[None] | None]
 """Called before each retry with the error, the attempt that failed (1-based) and the wait."""
 
 
+class UserPage(list[User]):
+    """One page of the site's users; `site_total` is the page's `count` (every user the site
+    holds), None if the site did not say."""
+
+    site_total: int | None = None
+
+
 class SiteClient:
     def __init__(
         self,
@@ -179,7 +186,7 @@ class SiteClient:
             raise
         return _record(body, User.from_json, "GET", f"bot/users/{user_id}")
 
-    async def iter_user_pages(self, page_size: int = 2500) -> AsyncIterator[list[User]]:
+    async def iter_user_pages(self, page_size: int = 2500) -> AsyncIterator[UserPage]:
         """Yield the site's users one page at a time, ordered by id; never holds two pages."""
         page: int | None = 1
         while page is not None:
@@ -189,7 +196,12 @@ class SiteClient:
                 raise SiteAPIError(
                     "GET", f"bot/users?page={page}", 200, _excerpt(body), reason="not a user page"
                 )
-            users = _records(body["results"], User.from_json, "GET", f"bot/users?page={page}")
+            users = UserPage(
+                _records(body["results"], User.from_json, "GET", f"bot/users?page={page}")
+            )
+            total = body.get("count")
+            if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+                users.site_total = total
             next_page = body.get("next_page_no")
             if next_page is not None and (not isinstance(next_page, int) or next_page <= page):
                 raise SiteAPIError(

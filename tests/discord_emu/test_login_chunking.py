@@ -62,3 +62,25 @@ async def test_wrong_token_fails_login(emulator: LoopbackDiscord) -> None:
         restore()
     assert emulator.rest_stats.unauthorized == 1
     assert emulator.gateway_stats.identifies == 0
+
+
+@pytest.mark.parametrize("members", [200, 2_000], ids=["in-guild-create", "chunked"])
+async def test_members_hidden_from_the_gateway_are_missing_from_a_cache_that_looks_complete(
+    emulator: LoopbackDiscord, members: int
+) -> None:
+    """A partial member cache discord.py cannot tell from a whole one (`guild.chunked`), while
+    Discord's REST still answers GET /guilds/{id}/members/{user_id} for every member."""
+    guild_state = emulator.create_guild(member_count=members)
+    ordinary = [m.id for m in guild_state.members.values() if not m.user.bot][1:]
+    hidden = ordinary[: members * 15 // 100]
+    emulator.hide_from_gateway(guild_state.id, hidden)
+    async with running(emulator, make_bot()) as bot:
+        guild = bot.get_guild(guild_state.id)
+        assert guild is not None and guild.chunked
+        assert len(guild.members) == members - len(hidden)
+        assert guild.get_member(hidden[0]) is None
+        fetched = await guild.fetch_member(hidden[0])
+        assert fetched.name == guild_state.members[hidden[0]].user.username
+        with pytest.raises(discord.NotFound) as info:
+            await guild.fetch_member(1)  # no such member: Discord's 404 Unknown Member
+        assert info.value.code == 10007 and info.value.text == "Unknown Member"

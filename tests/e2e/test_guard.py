@@ -1,10 +1,13 @@
 """The destructive-diff guard: an automatic sync that would mark many users as left asks first."""
 
+from dataclasses import replace
+
 import pytest
 
 from bot.exts.sync.guard import APPLY_ID, CANCEL_ID, DETAILS_ID
+from bot.exts.sync.reporter import is_final_summary
 from bot.site.records import User
-from tests.e2e.harness import running_bot
+from tests.e2e.harness import NO_STARTUP, running_bot, stale_site
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,3 +82,59 @@ async def test_guard_cancels_when_nobody_answers(tmp_path):
         assert len(await h.mismatches()) == STRANGERS
         question = next(m for m in h.log_messages() if is_guard_question(m.content))
         assert question.custom_ids() == set(), "an expired question keeps no live buttons"
+
+
+def site_without_everyone(guild, site) -> None:
+    """A convention mismatch: the site's records leave @everyone (the guild's id) out of every
+    member's roles, so a user sync would rewrite every member's roles."""
+    users = [replace(user, roles=user.roles - {guild.id}) for user in guild.expected_users()]
+    site.store.seed(guild.expected_roles(), users)
+
+
+async def test_guard_asks_before_an_automatic_run_rewrites_every_members_roles(tmp_path):
+    async with running_bot(
+        tmp_path,
+        members=MEMBERS,
+        seed_site=False,
+        prepare=site_without_everyone,
+        wait_for_startup=False,
+    ) as h:
+        question = await h.wait_for_log(is_guard_question)
+        assert f"write roles for {MEMBERS} of {MEMBERS} users (100%, limit 25%)" in question.content
+        assert "convention" in question.content
+        click = {"channel_id": h.guild.log_channel_id}
+        moderator = h.guild.moderator_id
+        details = await h.discord.click_button(
+            question.id, DETAILS_ID, member_id=moderator, **click
+        )
+        shown = details.callback.data["content"]
+        assert shown.startswith(f"Would create 0, update {MEMBERS}, mark 0 as left")
+        assert f"Fields: roles {MEMBERS} (100%)" in shown
+        # A sample of the differences: the site's roles, then the guild's, with @everyone.
+        sample = [line for line in shown.splitlines() if line.startswith("• update `")]
+        assert sample and all("roles: [" in line and str(h.guild.id) in line for line in sample)
+        assert h.site_writes() == 0, "the guard wrote before anyone answered"
+
+        await h.discord.click_button(question.id, CANCEL_ID, member_id=moderator, **click)
+        await h.wait_for_log(lambda t: t.startswith("Guard for the automatic user sync: cancel"))
+        await h.cog.startup_done.wait()
+        assert h.site_writes() == 0
+        assert len(await h.mismatches()) == MEMBERS
+
+
+async def test_a_moderators_run_shows_its_field_counts_and_is_not_asked(tmp_path):
+    """A command is its own confirmation, but its live message shows the counts per field the
+    run's own pass over the site has found (there is no separate read before writing)."""
+    async with running_bot(
+        tmp_path, members=MEMBERS, seed_site=False, prepare=stale_site(every=2), settings=NO_STARTUP
+    ) as h:
+        h.say("!sync users")
+        summary = await h.wait_for_summary("User sync")
+        assert summary.startswith("✅") and f"{MEMBERS // 2} updated" in summary
+        assert f"Fields: display_name {MEMBERS // 2} (50%)" in summary
+        assert not any(is_guard_question(t) for t in h.log_texts())
+        [live] = [m for m in h.log_messages() if is_final_summary(m.content, "User sync")]
+        # Every version past "Comparing…" (the pass has read a page) shows the counts so far.
+        shown = [v.content for v in live.versions if "comparing" not in v.content.lower()]
+        assert shown and all("Fields" in text for text in shown), shown
+        assert await h.mismatches() == []

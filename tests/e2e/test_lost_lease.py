@@ -139,6 +139,8 @@ async def test_a_run_whose_lease_is_lost_stops_before_another_process_may_write(
                 "SYNC_STATE_URL": proxy.url,
                 "SYNC_CHUNK_SIZE": str(CHUNK),
                 "SYNC_MAX_IN_FLIGHT": "1",
+                # Every user is stale on purpose, so the mass-update guard would ask first.
+                "SYNC_GUARD_UPDATE_SHARE": "1",
             },
         ) as h,
     ):

@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -81,11 +82,13 @@ async def make_rig(
     linger: float = 0.05,
     faults: FaultConfig | None = None,
     attempts: int = 6,
+    guild: InMemoryGuild | None = None,
+    **engine_options: Any,
 ) -> tuple[Rig, SandboxSite]:
     site = SandboxSite(token=TOKEN, faults=faults)
     await site.start()
     client = SiteClient(site.url, TOKEN, timeout=5.0, retry=fast_retry(attempts))
-    guild = InMemoryGuild()
+    guild = InMemoryGuild() if guild is None else guild
     engine = SyncEngine(
         client,
         guild,
@@ -93,6 +96,7 @@ async def make_rig(
         max_in_flight=max_in_flight,
         page_size=page_size,
         linger=linger,
+        **engine_options,
     )
     rig = Rig(site, client, guild, engine, chunk_size, max_in_flight)
     engine.subscribe(rig.events.append)

@@ -96,3 +96,32 @@ async def test_upstream_syncers_records_need_no_write():
     assert summary["user_writes"] == 0
     assert summary["role_writes"] == 0
     assert summary["upstream_users_seeded"] > 300
+
+
+async def test_partial_cache_asks_first_and_a_moderators_run_marks_no_hidden_member_left():
+    summary = await play("partial-cache", 300)
+    # Counted from the site's own records over HTTP, not from the bot's report.
+    assert summary["hidden_members"] == 45
+    assert summary["hidden_marked_left"] == 0
+    assert summary["bot_starts"] == 4
+
+
+async def test_a_session_lost_mid_run_is_reconciled_on_the_new_cache():
+    summary = await play("reidentify", 2_000, settings=SMALL)
+    assert 0 < summary["items_before_reidentify"] < 2_000 - 2
+    assert summary["invalid_sessions"] >= 1
+    assert summary["identifies_again"] >= 1
+    assert summary["gateway_resumes"] == 0
+    assert summary["replayed_on_resume"] == 0, "events were replayed: the session was resumed"
+    assert summary["reconciled"]
+
+
+async def test_outage_replay_kills_the_naive_request_and_the_bot_finishes():
+    summary = await play("outage", 300)
+    naive, bot = summary["naive"], summary["bot"]
+    assert naive["outcome"].startswith("no answer"), naive
+    assert (naive["oom_kills"], naive["nothing_written"]) == (1, True)
+    assert naive["reached_mib"] == summary["site_peak_memory_mib"]
+    assert (bot["oom_kills"], bot["bulk_patch_items"]) == (0, 298)
+    assert bot["peak_memory_mib"] < naive["reached_mib"]
+    assert summary["site_cost"] == "real" and summary["site_cpu_s"] > 0

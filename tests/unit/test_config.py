@@ -195,3 +195,10 @@ def test_bad_state_url_exits_2_with_one_line_and_no_password(tmp_path):
         "error: setting SYNC_STATE_URL: must start with sqlite:/// or redis:// "
         "(got 'postgres://u:***@db/x')"
     ]
+
+
+def test_the_update_guard_share_defaults_to_a_quarter_and_is_checked():
+    assert settings().guard_update_share == 0.25
+    assert settings(SYNC_GUARD_UPDATE_SHARE="0.5").guard_update_share == 0.5
+    with pytest.raises(SettingsError, match=r"^setting SYNC_GUARD_UPDATE_SHARE: must be between"):
+        settings(SYNC_GUARD_UPDATE_SHARE="2")

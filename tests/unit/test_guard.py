@@ -23,3 +23,51 @@ def test_many_role_deletes_trip_with_users_reasons_joined():
     tripped = verdict(leaving=500, site_users=1000, role_deletes=3, site_roles=6)
     assert tripped.trips
     assert " and delete 3 of 6 roles (50%, limit 10%)" in tripped.reason
+
+
+def update_verdict(field_updates, site_users, share=0.25):
+    return judge(
+        leaving=0, site_users=site_users, role_deletes=0, site_roles=0, left_share=0.10,
+        role_share=0.10, field_updates=field_updates, update_share=share,
+    )  # fmt: skip
+
+
+def test_a_field_written_for_many_users_trips_the_update_guard_and_names_the_field():
+    tripped = update_verdict({"roles": 900, "name": 3}, site_users=1000)
+    assert tripped.trips
+    assert tripped.reason == "write roles for 900 of 1,000 users (90%, limit 25%)"
+    assert "convention" in tripped.explanation
+
+
+def test_the_update_guard_goes_by_each_field_not_by_their_sum():
+    # 20% rename and 20% new roles: 40% of users written, but no one field over 25%.
+    assert not update_verdict({"name": 200, "roles": 200}, site_users=1000).trips
+    assert not update_verdict({"roles": 250}, site_users=1000).trips  # at the limit
+    assert not update_verdict({"roles": 9}, site_users=10).trips  # a handful is never guarded
+    both = update_verdict({"roles": 900, "display_name": 600}, site_users=1000)
+    assert both.reason == (
+        "write display_name for 600 of 1,000 users (60%, limit 25%) and "
+        "write roles for 900 of 1,000 users (90%, limit 25%)"
+    )
+
+
+def test_a_runs_live_message_shows_the_field_counts_its_pass_has_found_so_far():
+    import asyncio
+
+    from bot.engine.progress import PlanUpdated
+    from bot.exts.sync.reporter import RunReporter
+
+    class NoChannel:
+        async def send(self, *_: object, **__: object) -> None:
+            return None
+
+    reporter = RunReporter(NoChannel(), title="User sync", headline="users", run_id="u")
+    planned = {"create": 0, "update": 900, "leave": 0}
+    asyncio.run(reporter.feed(PlanUpdated("u", planned, 1000, by_field={"roles": 900})))
+    assert (
+        "Fields so far (counted as the site is read, written as found): roles 900 (90%)"
+        in reporter.render()
+    )
+    final = PlanUpdated("u", planned, 2000, final=True, by_field={"roles": 1900, "name": 2})
+    asyncio.run(reporter.feed(final))
+    assert "\nFields: name 2 (0%), roles 1,900 (95%)\n" in reporter.render()

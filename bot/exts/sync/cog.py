@@ -4,6 +4,13 @@ Everything that writes to the site goes through the engine: member events throug
 queue, role creates and updates as single writes, role deletions, commands and the start-up sync
 as runs (`runs.py`). Nothing syncs before the guild's member list is complete. A moderator asking
 twice is told where to watch the run in progress; an automatic run waits its turn.
+
+A reconnect that cannot resume (INVALID_SESSION, a refused RESUME) gives discord.py a fresh READY:
+it drops its cache and builds new `Guild` objects, and Discord replays nothing of what happened
+while the bot was away. The cog then stops the runs in progress (the `!sync cancel` path), holds
+the engine's writes, waits until the new cache holds every member, reads that one from then on,
+and reconciles with a role sync, then a user sync, which also redo whatever the stopped runs had
+left (a role sync deletes the roles the guild no longer has, stripping their holders first).
 """
 
 from __future__ import annotations
@@ -22,11 +29,25 @@ from bot.engine import SyncEngine
 from bot.engine.progress import BadRecords, ChunkFailed, ProgressEvent
 from bot.exts.sync.bookkeeping import RunBook
 from bot.exts.sync.checks import OutsideGuild, check_command
-from bot.exts.sync.discord_guild import DiscordGuildState, member_record, role_record
+from bot.exts.sync.discord_guild import (
+    DiscordGuildState,
+    cache_complete,
+    member_record,
+    role_record,
+)
 from bot.exts.sync.messages import count, fit, literal, site_message
 from bot.exts.sync.rejections import Rejections
 from bot.exts.sync.reporter import NO_PINGS, RunReporter, summary
-from bot.exts.sync.runs import COMMAND, EVENT, KINDS, STARTUP, TITLES, NullChannel, Runs
+from bot.exts.sync.runs import (
+    COMMAND,
+    EVENT,
+    KINDS,
+    STARTUP,
+    TITLES,
+    ActiveRun,
+    NullChannel,
+    Runs,
+)
 from bot.exts.sync.sentry import init_sentry
 from bot.exts.sync.tracing import StartupCheckIn, track_error
 from bot.journal import Run
@@ -35,6 +56,8 @@ from bot.site import RetryPolicy, SiteAPIError, SiteClient
 log = logging.getLogger(__name__)
 
 STATUS_RUNS = 8
+RECONNECT = "reconnect"
+"""The trigger of the syncs that follow a fresh READY (a reconnect that could not resume)."""
 EVENT_REJECTIONS_S = 900.0
 """How long member events' rejected records keep editing one message before a new one."""
 
@@ -52,9 +75,17 @@ class SyncCog(commands.Cog, name="Sync"):
         self.engine: SyncEngine | None = None
         self.guild_state: DiscordGuildState | None = None
         self.runs: Runs | None = None
-        """Set once the guild is fully chunked: no sync of any kind runs on a partial cache."""
+        """Set once the guild is fully chunked: no sync of any kind runs on a partial cache.
+        Cleared again while a fresh READY's new cache loads."""
         self.ready = asyncio.Event()
         self.startup_done = asyncio.Event()
+        self._built = asyncio.Event()
+        """Set once the engine and the runs exist (the start-up got past loading the guild)."""
+        self.sessions_replaced = 0
+        """Fresh READYs after the first: gateway sessions replaced by a reconnect without resume."""
+        self._stopped: list[ActiveRun] = []
+        """Runs stopped because the session was replaced, told in the reconcile's message."""
+        self._reloading: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._role_writes = asyncio.Lock()
@@ -79,13 +110,41 @@ class SyncCog(commands.Cog, name="Sync"):
             self._started = True
             self._spawn(self._start(), "sync-startup")
 
+    @commands.Cog.listener()
+    async def on_connect(self) -> None:
+        """Dispatched by every READY, not by a resume. After the first start, a READY means
+        discord.py has dropped the cache every run reads and is loading a new one: stop the runs
+        in progress and hold the engine's writes now, reconcile once the new one is complete.
+        A run that had not started yet (waiting for its lock, the journal or a moderator's answer)
+        is not stopped: it reads the old cache, and its writes wait for the new one."""
+        if not self._started:
+            return
+        self.sessions_replaced += 1
+        self.ready.clear()
+        if self.engine is not None:
+            self.engine.pause()
+        active = list(self.runs.active.values()) if self.runs is not None else []
+        for run in active:
+            run.task.cancel()  # as `!sync cancel` does: what was written stays written
+        self._stopped.extend(active)
+        log.warning(
+            "gateway session replaced (a reconnect without resume); stopped %d run(s)%s; "
+            "syncing roles and users once the new member list is loaded",
+            len(active),
+            "".join(f" {run.run_id}" for run in active),
+        )
+        if self._reloading is not None:
+            self._reloading.cancel()  # the cache it waited for was dropped in turn
+        self._reloading = self._spawn(self._reload(), "sync-reload")
+
     async def cog_unload(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks)
         if self.engine is not None:
-            await self.engine.close()
+            # While a new cache loads, queued writes would be built from the old one: drop them.
+            await self.engine.close(flush_within_s=10.0 if self.ready.is_set() else 0.0)
         await self.client.close()
         await self.book.close()
 
@@ -102,25 +161,22 @@ class SyncCog(commands.Cog, name="Sync"):
 
     async def _start(self) -> None:
         """Wait for the full member list, then sync roles and users once."""
-        guild = self.bot.get_guild(self.settings.guild_id or 0)
-        if guild is None:
+        if self.bot.get_guild(self.settings.guild_id or 0) is None:
             log.error("the bot is not in the configured guild %s", self.settings.guild_id)
             return
-        if not guild.chunked:
-            try:
-                await asyncio.wait_for(guild.chunk(), timeout=self.settings.chunking_timeout)
-            except TimeoutError:
-                await self.post(
-                    f"⚠️ The guild's member list did not finish loading within "
-                    f"{self.settings.chunking_timeout:g} s, so no user sync was started (it would "
-                    "have marked every member not yet loaded as having left). Run `"
-                    f"{self.settings.prefix}sync users` once the bot has every member."
-                )
-                return
+        guild = await self._complete_guild(self.settings.chunking_timeout)
+        if guild is None:
+            await self.post(
+                f"⚠️ The guild's member list did not finish loading within "
+                f"{self.settings.chunking_timeout:g} s, so no user sync was started (it would "
+                "have marked every member not yet loaded as having left). Run `"
+                f"{self.settings.prefix}sync users` once the bot has every member."
+            )
+            return
+        self.guild_state = DiscordGuildState(guild)
         self.book = await RunBook.open(
             self.settings.state_url, threshold=self.settings.breaker_threshold
         )
-        self.guild_state = DiscordGuildState(guild)
         self.engine = SyncEngine(
             self.client,
             self.guild_state,
@@ -139,6 +195,7 @@ class SyncCog(commands.Cog, name="Sync"):
         self.engine.subscribe(self._report_event_errors)
         self.engine.start()
         self.ready.set()
+        self._built.set()
         log.info("guild %s has %s members cached; sync is ready", guild.id, guild.member_count)
         try:
             if self.settings.startup_sync:
@@ -184,17 +241,80 @@ class SyncCog(commands.Cog, name="Sync"):
             log.warning("could not close the live message of run %s: %s", run.run_id, error)
 
     async def _startup_sync(self) -> None:
-        assert self.runs is not None
         check_in = StartupCheckIn()
         check_in.begin()
         started = time.monotonic()
         detail = {"resumes": self._resumes} if self._resumes else None
-        roles = await self.runs.run("roles", trigger=STARTUP, detail=detail)
+        ok = await self._roles_then_users(STARTUP, detail)
+        check_in.end(ok, time.monotonic() - started)
+
+    async def _roles_then_users(self, trigger: str, detail: dict[str, str] | None = None) -> bool:
+        """A role sync, then (if it finished) a user sync; whether both finished."""
+        assert self.runs is not None
+        roles = await self.runs.run("roles", trigger=trigger, detail=detail)
         users = None
         if roles is not None and roles.status == "finished":
-            users = await self.runs.run("users", trigger=STARTUP, detail=detail)
-        ok = users is not None and users.status == "finished"
-        check_in.end(ok, time.monotonic() - started)
+            users = await self.runs.run("users", trigger=trigger, detail=detail)
+        return users is not None and users.status == "finished"
+
+    async def _complete_guild(self, within: float | None) -> discord.Guild | None:
+        """The client's current `Guild` once its cache holds every member (`cache_complete`);
+        None if that takes longer than `within` seconds (None: no limit). Asked again on every
+        turn: a fresh READY replaces the object."""
+        guild_id = self.settings.guild_id or 0
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    guild = self.bot.get_guild(guild_id)
+                    if guild is not None and cache_complete(guild):
+                        return guild
+                    if guild is None or guild.unavailable:
+                        # READY's stub: discord.py says when GUILD_CREATE and chunking are done.
+                        await self._woken_by("guild_available")
+                        continue
+                    try:
+                        await guild.chunk()  # joins discord.py's own request, if one is open
+                    except (discord.ConnectionClosed, ConnectionError) as error:
+                        log.warning("asking for the member list failed (%s); waiting", error)
+                        await self._woken_by("guild_available", "resumed")
+        except TimeoutError:
+            return None
+
+    async def _woken_by(self, *events: str) -> None:
+        """Wait for the first of these gateway events (registered before this yields)."""
+        waits = [asyncio.ensure_future(self.bot.wait_for(event)) for event in events]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def _reload(self) -> None:
+        """After a fresh READY: once the new cache holds every member, read it from then on and
+        reconcile with a role sync, then a user sync. Never waits for a run: a run that started
+        meanwhile waits for the writes this resumes."""
+        await self._built.wait()
+        assert self.engine is not None and self.guild_state is not None
+        self.ready.clear()
+        self.engine.pause()  # again: the start-up may have built the engine after on_connect
+        guild = await self._complete_guild(self.settings.chunking_timeout)
+        if guild is None:
+            await self.post(
+                "⚠️ Reconnected without resume, but the guild's member list did not finish "
+                f"loading within {self.settings.chunking_timeout:g} s. Syncs and member updates "
+                "wait until it has (a partial list would mark the members not yet loaded as "
+                "having left)."
+            )
+            guild = await self._complete_guild(None)
+            assert guild is not None
+        self.guild_state.rebind(guild)
+        self.engine.resume()
+        self.ready.set()
+        stopped, self._stopped = self._stopped, []
+        log.info("new member list loaded (%s members); reconciling", len(guild.members))
+        await self.post(_reconcile_message(len(guild.members), stopped))
+        # Spawned: a READY while it runs cancels its runs and reloads without waiting for it.
+        self._spawn(self._roles_then_users(RECONNECT), "sync-reconcile")
 
     # -- the log channel ---------------------------------------------------------------------
 
@@ -274,8 +394,10 @@ class SyncCog(commands.Cog, name="Sync"):
 
     async def _write_role(self, role: discord.Role, what: str) -> None:
         """One role event, written at once (see `SyncEngine.write_role`); one write at a time,
-        so a create and the update right behind it cannot race each other."""
+        so a create and the update right behind it cannot race each other. While a fresh
+        READY's cache loads, it waits: the role is read from the cache that replaces it."""
         assert self.engine is not None
+        await self.ready.wait()
         async with self._role_writes:
             try:
                 written = await self.engine.write_role(role.id)
@@ -360,7 +482,7 @@ class SyncCog(commands.Cog, name="Sync"):
     async def _command_run(self, ctx: commands.Context, kind: str, options: str) -> None:
         dry_run = _parse_options(options)
         runs = self.runs
-        if runs is None:
+        if runs is None or not self.ready.is_set():
             await ctx.reply(
                 "Not ready yet: the bot is still loading the guild's member list.",
                 allowed_mentions=NO_PINGS,
@@ -460,6 +582,22 @@ def _run_line(run: Run) -> str:
     if run.last_error:
         line += f" — {site_message(run.last_error, limit=120)}"
     return line
+
+
+def _reconcile_message(members: int, stopped: list[ActiveRun]) -> str:
+    text = (
+        "🔌 **Reconnected without resume: reconciling.** Discord could not resume the bot's "
+        "gateway session, so the changes made while the bot was away were never sent to it. "
+        f"The member list is loaded again ({count(members)} members); a role sync, then a user "
+        "sync, write what differs."
+    )
+    if stopped:
+        runs = ", ".join(
+            f"{TITLES.get(run.kind, run.kind).lower()} `{run.run_id}` ({run.trigger})"
+            for run in stopped
+        )
+        text += f"\nStopped when the session was replaced, redone by these syncs: {runs}."
+    return text
 
 
 def _parse_options(options: str) -> bool:

@@ -19,6 +19,8 @@ rewrite every user. The sandbox world (`bot/sandbox/world.py`) and the benchmark
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import discord
 
 from bot.site.records import Role, User
@@ -47,7 +49,18 @@ def member_record(member: discord.Member) -> User:
 
 
 class DiscordGuildState:
+    """One complete member cache at a time: the cog rebinds it to the client's new `Guild`
+    once a fresh READY (a reconnect that could not resume) has loaded every member again.
+
+    discord.py drops its cache on every READY and builds new `Guild` objects; the old one stays
+    as it was, complete but frozen. Until the new one holds every member, reading it would see
+    most members as gone, so the old one is read (the engine builds no writes meanwhile, see
+    `SyncEngine.pause`) and never a partial one."""
+
     def __init__(self, guild: discord.Guild) -> None:
+        self.guild = guild
+
+    def rebind(self, guild: discord.Guild) -> None:
         self.guild = guild
 
     def roles(self) -> list[Role]:
@@ -63,8 +76,32 @@ class DiscordGuildState:
     def member_count(self) -> int:
         return len(self.guild.members)
 
+    async def still_members(self, user_ids: Sequence[int]) -> list[int]:
+        """Which of these ids Discord still counts as members, asked one at a time with
+        `guild.fetch_member` (GET /guilds/{id}/members/{user_id}); a 404 (Unknown Member, or
+        Unknown User for a deleted account) means gone. The engine asks this about a sample of
+        the users a run would mark as left (bot/engine/leavers.py); any other error is raised,
+        and the run then marks nobody as left."""
+        present = []
+        for user_id in user_ids:
+            try:
+                await self.guild.fetch_member(user_id)
+            except discord.NotFound:
+                continue
+            present.append(user_id)
+        return present
+
     @property
     def fully_chunked(self) -> bool:
         """Whether the cache holds every member; a user diff on a partial cache marks the
         unseen members as having left, so no user sync may start before this is true."""
-        return self.guild.chunked
+        return cache_complete(self.guild)
+
+
+def cache_complete(guild: discord.Guild) -> bool:
+    """Whether discord.py's cache of `guild` holds every member: its count of cached members
+    against the member count Discord sent (and keeps up to date with joins and leaves), not
+    whether a chunk request ended: a request ends early, all but empty, when READY comes again,
+    and discord.py announces the guild available after a chunk timeout too."""
+    expected = guild.member_count
+    return not guild.unavailable and expected is not None and len(guild.members) >= expected

@@ -1,15 +1,18 @@
-"""The destructive-diff guard: an automatic run that would remove a lot asks a moderator first.
+"""The destructive-diff guard: an automatic run that would remove or rewrite a lot asks first.
 
 A sync started on a partial member cache (or against the wrong guild) would mark most users as
-having left. Automatic runs (start-up, events) stop at this guard when the share is above the
-configured threshold; a moderator's command is its own confirmation and never stops here.
+having left; one whose records follow another convention than the site's (@everyone left out of
+every member's roles, say) would rewrite one field of every user. Automatic runs (start-up,
+events) stop at this guard when a share is above its configured threshold; a moderator's command
+is its own confirmation and never stops here (its live message shows the same counts per field
+as its pass over the site finds them, see reporter.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -19,7 +22,7 @@ from bot.config import Settings
 from bot.engine import Plan, SyncEngine
 from bot.engine.roles import diff_roles
 from bot.exts.sync.checks import is_moderator
-from bot.exts.sync.messages import count, fit, literal
+from bot.exts.sync.messages import count, field_counts, fit, literal
 from bot.site import SiteAPIError
 
 # Stable ids (discord.py would pick random ones) so logs, tests and scenarios can name the buttons.
@@ -38,32 +41,58 @@ class GuardAnswer(Enum):
     TIMED_OUT = "timed out"
 
 
+PARTIAL_VIEW = "That usually means the bot sees only part of the guild, or the wrong one."
+CONVENTION = (
+    "That usually means the bot and the site write a field differently (a convention mismatch, "
+    "such as @everyone in every member's roles or not), so it would rewrite it for everyone."
+)
+
+
 @dataclass(frozen=True)
 class GuardVerdict:
-    """Whether a plan removes more than the allowed share, and the sentence that says why."""
+    """Whether a plan removes or rewrites more than the allowed share, the clause that says what,
+    and the sentences that say what that usually means."""
 
     trips: bool
     reason: str
+    explanation: str = ""
 
 
 def judge(
     *, leaving: int, site_users: int, role_deletes: int, site_roles: int, left_share: float,
-    role_share: float,
+    role_share: float, field_updates: Mapping[str, int] | None = None, update_share: float = 1.0,
 ) -> GuardVerdict:  # fmt: skip
     """Trip on a share above the limit, but never over a handful: one role deleted on Discord
-    out of five is a moderator's decision, not a sign that the bot sees the wrong guild."""
+    out of five is a moderator's decision, not a sign that the bot sees the wrong guild.
+
+    `field_updates` (per field, the site users an update would write it for) trips each field on
+    its own: a convention mismatch rewrites one field for everyone, while a busy day renames
+    some and gives others roles."""
     reasons = []
     if leaving >= MIN_GUARDED_USERS and leaving / site_users > left_share:
         reasons.append(
             f"mark {leaving:,} of {site_users:,} users as left ({leaving / site_users:.0%}, "
             f"limit {left_share:.0%})"
         )
+    rewritten = sorted(
+        (name, n)
+        for name, n in (field_updates or {}).items()
+        if n >= MIN_GUARDED_USERS and site_users and n / site_users > update_share
+    )
+    for name, n in rewritten:
+        reasons.append(
+            f"write {name} for {n:,} of {site_users:,} users ({n / site_users:.0%}, "
+            f"limit {update_share:.0%})"
+        )
     if role_deletes >= MIN_GUARDED_ROLES and role_deletes / site_roles > role_share:
         reasons.append(
             f"delete {role_deletes:,} of {site_roles:,} roles ({role_deletes / site_roles:.0%}, "
             f"limit {role_share:.0%})"
         )
-    return GuardVerdict(bool(reasons), " and ".join(reasons))
+    explanations = [PARTIAL_VIEW] if len(reasons) > len(rewritten) else []
+    if rewritten:
+        explanations.append(CONVENTION)
+    return GuardVerdict(bool(reasons), " and ".join(reasons), " ".join(explanations))
 
 
 def describe_plan(plan: Plan) -> str:
@@ -74,8 +103,7 @@ def describe_plan(plan: Plan) -> str:
         f"({count(plan.scanned)} site users read).",
     ]
     if plan.by_field:
-        fields = ", ".join(f"{name} {count(n)}" for name, n in sorted(plan.by_field.items()))
-        lines.append(f"Fields: {fields}")
+        lines.append(f"Fields: {field_counts(plan.by_field, plan.scanned)}")
     for change in plan.sample:
         shown = "; ".join(
             f"{name}: {old!r} → {new!r}" for name, (old, new) in change.changes.items()
@@ -177,6 +205,8 @@ class Guard:
                     site_roles=0,
                     left_share=self.settings.guard_left_share,
                     role_share=self.settings.guard_role_delete_share,
+                    field_updates=plan.update_fields,
+                    update_share=self.settings.guard_update_share,
                 )
                 details = describe_plan(plan)
             elif kind == "roles":
@@ -209,9 +239,9 @@ class Guard:
         )
         title = title.lower()
         message = await self.post(
-            f"🛑 An automatic {title} would {verdict.reason}. That usually means the bot sees "
-            "only part of the guild, or the wrong one. Nothing was written. A moderator can "
-            "apply it, look at the details, or cancel.",
+            f"🛑 An automatic {title} would {verdict.reason}. {verdict.explanation} Nothing was "
+            "written. A moderator can apply it, look at the details (the counts per field and a "
+            "sample of the differences), or cancel.",
             view=view,
         )
         if message is None:

@@ -7,7 +7,7 @@ Names come from users and can hold markdown, mentions and `@everyone`; every nam
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import arrow
 import discord
@@ -58,6 +58,15 @@ def eta(seconds_left: float | None) -> str:
         return "estimating…"
     now = arrow.utcnow()
     return now.shift(seconds=seconds_left).humanize(now)
+
+
+def field_counts(by_field: Mapping[str, int], site_users: int) -> str:
+    """`roles 1,200 (96%), name 3 (0%)`: per field, the users it is written for, and their share
+    of the site's users read."""
+    return ", ".join(
+        f"{name} {count(n)}" + (f" ({n / site_users:.0%})" if site_users else "")
+        for name, n in sorted(by_field.items())
+    )
 
 
 def id_list(ids: Iterable[int], limit: int = 25) -> str:

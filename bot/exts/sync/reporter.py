@@ -19,6 +19,7 @@ from bot.engine.progress import (
     BadRecords,
     ChunkDone,
     ChunkFailed,
+    LeaversWithheld,
     PlanUpdated,
     ProgressEvent,
     RateMeter,
@@ -30,6 +31,7 @@ from bot.exts.sync.messages import (
     count,
     duration,
     eta,
+    field_counts,
     fit,
     id_list,
     literal,
@@ -57,9 +59,12 @@ class RunReporter:
         run_id: str,
         min_edit_interval: float = 5.0,
         track_error: ErrorTracker | None = None,
+        prefix: str = "!",
     ) -> None:
         self.channel = channel
         self.title = title
+        self.prefix = prefix
+        """The bot's command prefix, for the commands a message asks moderators to run."""
         self.headline = headline
         self.run_id = run_id
         self.min_edit_interval = min_edit_interval
@@ -86,6 +91,9 @@ class RunReporter:
         self.scanning = True
         self.engine_report: RunFinished | None = None
         """The engine's own end of the run; a cancelled run's caller only knows it stopped."""
+        self.by_field: dict[str, int] = {}
+        """Per field, the users the run writes it for, as far as its pass has read the site."""
+        self.fields_read = 0
         self._last_edit = 0.0
         self._dirty = asyncio.Event()
         self._editor: asyncio.Task[None] | None = None
@@ -109,6 +117,8 @@ class RunReporter:
         if event.run_id != self.run_id:
             return
         self.meter.feed(event)
+        if isinstance(event, PlanUpdated) and event.by_field is not None:
+            self.by_field, self.fields_read = event.by_field, event.scanned
         if isinstance(event, RunFinished):
             self.engine_report = event
         elif isinstance(event, PlanUpdated) and event.final:
@@ -134,7 +144,31 @@ class RunReporter:
                 ids=event.ids,
                 detail=event.error,
             )
+        elif isinstance(event, LeaversWithheld):
+            await self.error(self._withheld(event), ids=event.still_members)
         self._dirty.set()
+
+    def _withheld(self, event: LeaversWithheld) -> str:
+        sample = (
+            f"the {count(event.sampled)} users sampled from the {count(event.leaving)} it "
+            "would mark as left"
+        )
+        if event.still_members:
+            why = (
+                f"{count(len(event.still_members))} of {sample} are still members of the guild "
+                "on Discord, so the bot's member list is incomplete (a sync on it would mark "
+                "every member it lacks as left)"
+            )
+        else:
+            why = (
+                f"{sample} could not be looked up on Discord ({site_message(event.error)}), so "
+                "a partial member list could not be ruled out"
+            )
+        return (
+            f"nobody was marked as left: {why}. Everything else was written. Run "
+            f"`{self.prefix}sync users` again once the bot has the whole member list (a restart "
+            "loads it again)."
+        )
 
     def _recovered(self) -> None:
         if self._failing_since is not None:
@@ -194,11 +228,21 @@ class RunReporter:
             elif planned is None:
                 lines.append("Comparing the guild with the site…")
             else:
-                total = f"{count(planned)}{'+' if self.scanning else ''}"
-                lines.append(f"{progress_bar(done, planned)} {count(done)} / {total} users")
+                projected = self.meter.projected or 0
+                estimated = projected > planned
+                total = f"~{count(projected)}" if estimated else count(planned)
+                line = f"{progress_bar(done, projected)} {count(done)} / {total} users"
+                if estimated:
+                    line += f" ({count(planned)} found so far)"
+                lines.append(line)
                 rate = self.meter.rate
                 if rate:
-                    lines.append(f"{count(round(rate))} users/s · done {eta(self.meter.eta_s)}")
+                    eta_s = self.meter.eta_s
+                    if self.scanning and not eta_s:
+                        eta_s = None  # all found so far is written; the rest is not yet read
+                    lines.append(f"{count(round(rate))} users/s · done {eta(eta_s)}")
+        if self.by_field:
+            lines.append(self._fields_line(finished is not None))
         notes = []
         if self.retries:
             notes.append(f"{count(self.retries)} retries")
@@ -214,6 +258,17 @@ class RunReporter:
             lines.append(" · ".join(notes))
         lines.append(f"-# run `{self.run_id}`")
         return fit("\n".join(lines))
+
+    def _fields_line(self, finished: bool) -> str:
+        """The counts per field the destructive-diff guard shows an automatic run's moderator.
+
+        A run writes while it reads the site (the diff is streamed), so the counts cannot come
+        before its first write without a second pass over the site's users; they show as soon as
+        its own pass finds them, and say so until it has read every page."""
+        counts = field_counts(self.by_field, self.fields_read)
+        if finished or not self.scanning:
+            return f"Fields: {counts}"
+        return f"Fields so far (counted as the site is read, written as found): {counts}"
 
     async def _edit_loop(self) -> None:
         while True:
@@ -294,9 +349,14 @@ def _user_counts(finished: RunFinished) -> str:
     else:
         created, updated = finished.created, finished.updated
         left, unchanged = finished.left, finished.unchanged
+    withheld = (
+        f" ({count(finished.leaves_withheld)} not: the member list is incomplete)"
+        if finished.leaves_withheld
+        else ""
+    )
     return (
-        f"{count(created)} created, {count(updated)} updated, {count(left)} marked left, "
-        f"{count(unchanged)} unchanged, {count(finished.failed)} failed"
+        f"{count(created)} created, {count(updated)} updated, {count(left)} marked left"
+        f"{withheld}, {count(unchanged)} unchanged, {count(finished.failed)} failed"
     )
 
 

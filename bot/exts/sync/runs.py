@@ -181,6 +181,7 @@ class Runs:
             run_id=ticket.run.run_id,
             min_edit_interval=self.settings.progress_interval,
             track_error=track_error,
+            prefix=self.settings.prefix,
         )
         message = await reporter.open()
         if message is not None:

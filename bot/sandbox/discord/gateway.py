@@ -425,18 +425,19 @@ def _shard_guilds(world: World, shard: Any) -> list[GuildState]:
 def _select_members(
     guild: GuildState, query: str | None, limit: int, user_ids: tuple[int, ...]
 ) -> tuple[list[MemberState], list[str]]:
+    delivered = guild.gateway_members()
     if user_ids:
-        found = [guild.members[uid] for uid in user_ids if uid in guild.members]
-        missing = [str(uid) for uid in user_ids if uid not in guild.members]
+        by_id = {member.id: member for member in delivered}
+        found = [by_id[uid] for uid in user_ids if uid in by_id]
+        missing = [str(uid) for uid in user_ids if uid not in by_id]
         return found, missing
     if not query:
-        members = list(guild.members.values())
-        return (members[:limit] if limit else members), []
+        return (delivered[:limit] if limit else delivered), []
     prefix = query.casefold()
     cap = min(limit or QUERY_LIMIT_MAX, QUERY_LIMIT_MAX)
     matches = [
         member
-        for member in guild.members.values()
+        for member in delivered
         if member.user.username.casefold().startswith(prefix)
         or (member.nick or "").casefold().startswith(prefix)
     ]

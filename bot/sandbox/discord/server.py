@@ -237,6 +237,18 @@ class LoopbackDiscord:
     ) -> UserState:
         return self.guilds.rename_user(user_id, username=username, global_name=global_name)
 
+    def hide_from_gateway(self, guild_id: int, user_ids: Iterable[int]) -> None:
+        """From the next IDENTIFY or member request on, the gateway leaves these members out of
+        GUILD_CREATE (and its member_count) and of member chunks, as if Discord had lost them
+        from its member list, while REST (GET /guilds/{id}/members/{user_id}) still answers for
+        them: the bot's cache is partial and `guild.chunked` still says it is whole. An empty
+        `user_ids` delivers everyone again."""
+        guild = self.guilds.guild(guild_id)
+        guild.gateway_hidden = set(user_ids)
+        unknown_ids = guild.gateway_hidden - guild.members.keys()
+        if unknown_ids:
+            raise ValueError(f"not members of guild {guild_id}: {sorted(unknown_ids)[:5]}")
+
     def post_message(self, channel_id: int, author_id: int, content: str) -> StoredMessage:
         """A member writes in a channel (MESSAGE_CREATE with member data, so commands run)."""
         author = self.world.users[author_id]

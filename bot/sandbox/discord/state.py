@@ -245,6 +245,16 @@ class GuildState:
     members: dict[int, MemberState] = field(default_factory=dict)
     messages: dict[int, dict[int, StoredMessage]] = field(default_factory=dict)
     created_at: str = field(default_factory=lambda: iso_timestamp(datetime.now(UTC)))
+    gateway_hidden: set[int] = field(default_factory=set)
+    """Members the gateway never delivers (GUILD_CREATE, its member_count, member chunks) while
+    REST still answers for them: a partial member cache the client cannot tell from a whole one
+    (see LoopbackDiscord.hide_from_gateway)."""
+
+    def gateway_members(self) -> list[MemberState]:
+        """The members the gateway delivers: all of them unless some are hidden."""
+        if not self.gateway_hidden:
+            return list(self.members.values())
+        return [m for m in self.members.values() if m.id not in self.gateway_hidden]
 
     @property
     def everyone_role(self) -> RoleState:
@@ -268,12 +278,13 @@ class GuildState:
     def to_create_json(self, *, large_threshold: int, bot_user_id: int) -> JSONDict:
         """GUILD_CREATE: small guilds carry every member, large ones only the bot (as Discord does
         without presences), leaving the rest to REQUEST_GUILD_MEMBERS."""
-        large = len(self.members) > large_threshold
+        delivered = self.gateway_members()
+        large = len(delivered) > large_threshold
         if large:
             bot_member = self.members.get(bot_user_id)
             members = [bot_member.to_json()] if bot_member else []
         else:
-            members = [member.to_json() for member in self.members.values()]
+            members = [member.to_json() for member in delivered]
         return {
             "id": str(self.id),
             "name": self.name,
@@ -281,7 +292,7 @@ class GuildState:
             "owner_id": str(self.owner_id),
             "unavailable": False,
             "large": large,
-            "member_count": len(self.members),
+            "member_count": len(delivered),
             "joined_at": self.created_at,
             "roles": [role.to_json() for role in self.roles.values()],
             "channels": [channel.to_json() for channel in self.channels.values()],

@@ -6,7 +6,13 @@ from bot.sandbox.sandbox import BULK_PATCH, Sandbox, expect
 from bot.sandbox.scenarios.registry import scenario
 from bot.sandbox.world import DEVELOPERS
 
-FAILING_SITE_SETTINGS = {"SYNC_RETRY_ATTEMPTS": "2", "SYNC_BREAKER_THRESHOLD": "3"}
+FAILING_SITE_SETTINGS = {
+    "SYNC_RETRY_ATTEMPTS": "2",
+    "SYNC_BREAKER_THRESHOLD": "3",
+    # Its start-ups must fail, not ask: 1,000 renamed users are over the mass-update guard's
+    # share of a guild smaller than 4,000 members.
+    "SYNC_GUARD_UPDATE_SHARE": "1",
+}
 
 
 @scenario(

@@ -1,4 +1,5 @@
-"""Discord misbehaves: the gateway drops mid-sync, or members change faster than anyone types."""
+"""Discord misbehaves: the gateway drops mid-sync (resumed, or its session lost), or members
+change faster than anyone types."""
 
 from __future__ import annotations
 
@@ -41,24 +42,14 @@ async def _delete_developers_and_hold_a_quarter_in(sandbox: Sandbox) -> int:
     default_members=20_000,
 )
 async def gateway_drop(sandbox: Sandbox) -> None:
-    guild, discord = sandbox.guild, sandbox.discord
+    discord = sandbox.discord
     resumes, replayed = discord.gateway_stats.resumes, discord.gateway_stats.replayed
     sandbox.say(f"Deleting {DEVELOPERS}; the gateway drops a quarter of the way through.")
     deletion = await _delete_developers_and_hold_a_quarter_in(sandbox)
     dropped = discord.drop_gateway()
     expect(dropped > 0, "no gateway connection to drop")
-    helpers = guild.role_id(HELPERS)
-    ids = _ordinary_ids(sandbox)[:DROP_EVENTS]
     sandbox.say(f"Dropped {dropped} gateway connection(s); {DROP_EVENTS} members change meanwhile.")
-    for n, user_id in enumerate(ids):
-        if n % 3 == 0:
-            discord.remove_member(guild.id, user_id)
-        elif n % 3 == 1:
-            discord.update_member(guild.id, user_id, nick=f"while away {n}")
-        else:
-            discord.update_member(guild.id, user_id, roles=[helpers])
-    discord.add_member(guild.id, "joined.while.away")
-    # No await since the drop: the bot could not have reconnected before these events.
+    _change_members_while_away(sandbox, "joined.while.away")
     await sandbox.release_site()
     await discord.wait_until(lambda: discord.gateway_stats.resumes > resumes, within=60.0)
     sandbox.facts["gateway_resumes"] = discord.gateway_stats.resumes - resumes
@@ -72,6 +63,77 @@ async def gateway_drop(sandbox: Sandbox) -> None:
         "Role deletion", nth=deletion, within=sandbox.run_timeout()
     )
     expect(summary.startswith("✅"), f"the role deletion did not finish: {summary!r}")
+    await sandbox.wait_until_site_matches()
+
+
+def _change_members_while_away(sandbox: Sandbox, name: str) -> None:
+    """DROP_EVENTS members leave, rename or gain a role, and one joins (no await: the caller
+    dropped the gateway just before, so the bot cannot have reconnected meanwhile)."""
+    guild, discord = sandbox.guild, sandbox.discord
+    helpers = guild.role_id(HELPERS)
+    for n, user_id in enumerate(_ordinary_ids(sandbox)[:DROP_EVENTS]):
+        if n % 3 == 0:
+            discord.remove_member(guild.id, user_id)
+        elif n % 3 == 1:
+            discord.update_member(guild.id, user_id, nick=f"while away {n}")
+        else:
+            discord.update_member(guild.id, user_id, roles=[helpers])
+    discord.add_member(guild.id, name)
+
+
+@scenario(
+    "reidentify",
+    "the gateway session is lost a quarter into a role deletion (its RESUME answered "
+    f"INVALID_SESSION, d=false); {DROP_EVENTS} members change and one joins while the bot is "
+    "away and nothing is replayed: the bot stops the run, reloads the member list and "
+    "reconciles with a role sync, then a user sync",
+    default_members=20_000,
+    reads_site_counters=True,
+)
+async def reidentify(sandbox: Sandbox) -> None:
+    discord = sandbox.discord
+    stats = discord.gateway_stats
+    identifies, resumes = stats.identifies, stats.resumes
+    invalid, replayed = stats.invalid_sessions, stats.replayed
+    sandbox.say(f"Deleting {DEVELOPERS}; the gateway session is lost a quarter of the way through.")
+    deletion = await _delete_developers_and_hold_a_quarter_in(sandbox)
+    held = await sandbox.wait_until_held()  # already held: the gate's state
+    discord.invalidate_sessions()
+    dropped = discord.drop_gateway()
+    expect(dropped > 0, "no gateway connection to drop")
+    _change_members_while_away(sandbox, "joined.while.away")
+    sandbox.say(
+        f"Sessions forgotten, {dropped} connection(s) dropped; {DROP_EVENTS} members change "
+        "meanwhile, and no session keeps those events for the bot."
+    )
+    await discord.wait_until(lambda: stats.identifies > identifies, within=60.0)
+    # The deletion's chunk is still held at the site: the run is in progress when the fresh
+    # READY replaces the session. The bot logs that it stopped it; only then the gate opens.
+    await sandbox.wait_for_bot_log("gateway session replaced", start=sandbox.bot.starts)
+    await sandbox.release_site()
+    sandbox.facts["items_before_reidentify"] = held["items_before"]
+    sandbox.facts["invalid_sessions"] = stats.invalid_sessions - invalid
+    sandbox.facts["identifies_again"] = stats.identifies - identifies
+    sandbox.facts["gateway_resumes"] = stats.resumes - resumes
+    sandbox.facts["replayed_on_resume"] = stats.replayed - replayed
+    expect(
+        sandbox.facts["invalid_sessions"] >= 1 and sandbox.facts["gateway_resumes"] == 0,
+        f"the session was resumed, not replaced: {sandbox.facts}",
+    )
+    stopped = await sandbox.wait_for_summary(
+        "Role deletion", nth=deletion, within=sandbox.run_timeout()
+    )
+    expect(stopped.startswith("⏹️"), f"the role deletion was not stopped: {stopped!r}")
+    told = await sandbox.wait_for_log(
+        lambda text: "reconnected without resume: reconciling" in text.lower()
+    )
+    expect(
+        "role deletion" in told, f"the reconcile message does not name the stopped run: {told!r}"
+    )
+    users = await sandbox.wait_for_summary("User sync", nth=2, within=sandbox.run_timeout())
+    expect(users.startswith("✅"), f"the reconcile's user sync did not finish: {users!r}")
+    sandbox.facts["reconciled"] = "reconnect" in users
+    expect(sandbox.facts["reconciled"], f"the second user sync is not the reconcile: {users!r}")
     await sandbox.wait_until_site_matches()
 
 
