@@ -158,13 +158,7 @@ class SiteClient:
                 raise
 
     async def get_role(self, role_id: int) -> Role | None:
-        try:
-            body = await self.request("GET", f"bot/roles/{role_id}")
-        except SiteAPIError as error:
-            if error.status == 404:
-                return None
-            raise
-        return _record(body, Role.from_json, "GET", f"bot/roles/{role_id}")
+        return await self._get_one(f"bot/roles/{role_id}", Role.from_json)
 
     async def update_role(self, role: Role) -> None:
         await self.request("PUT", f"bot/roles/{role.id}", json=role.to_json())
@@ -178,13 +172,17 @@ class SiteClient:
                 raise
 
     async def get_user(self, user_id: int) -> User | None:
+        return await self._get_one(f"bot/users/{user_id}", User.from_json)
+
+    async def _get_one(self, path: str, parse: Callable[[Any], Any]) -> Any:
+        """One record by its detail URL; None when the site has no such record (404)."""
         try:
-            body = await self.request("GET", f"bot/users/{user_id}")
+            body = await self.request("GET", path)
         except SiteAPIError as error:
             if error.status == 404:
                 return None
             raise
-        return _record(body, User.from_json, "GET", f"bot/users/{user_id}")
+        return _record(body, parse, "GET", path)
 
     async def iter_user_pages(self, page_size: int = 2500) -> AsyncIterator[UserPage]:
         """Yield the site's users one page at a time, ordered by id; never holds two pages."""

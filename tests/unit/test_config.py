@@ -38,12 +38,18 @@ def test_defaults_are_valid_and_match_the_contract():
     ],
 )
 def test_bad_values_name_the_setting_in_one_line(env, value, fragment):
+    one_line_error(env, value, fragment)
+
+
+def one_line_error(env: str, value: str, fragment: str) -> str:
+    """The start-up error for a bad value: one line, naming the setting and what is wrong."""
     with pytest.raises(SettingsError) as info:
         settings(**{env: value})
     message = str(info.value)
     assert message.startswith(f"setting {env}: ")
     assert fragment in message
     assert "\n" not in message
+    return message
 
 
 def test_secrets_never_show_in_reprs_or_errors():
@@ -150,12 +156,7 @@ def test_urls_without_credentials_are_unchanged():
     ],
 )
 def test_bad_url_errors_never_echo_the_password(env, value, fragment):
-    with pytest.raises(SettingsError) as info:
-        settings(**{env: value})
-    message = str(info.value)
-    assert message.startswith(f"setting {env}: ")
-    assert fragment in message
-    assert "\n" not in message
+    message = one_line_error(env, value, fragment)
     assert REDIS_PASSWORD not in message
     assert REDIS_PASSWORD[:4] not in message  # not even cut short by the length limit
 
