@@ -25,6 +25,7 @@ from dotenv import dotenv_values
 
 MAX_CHUNK_SIZE = 5000
 MAX_IN_FLIGHT = 16
+MAX_RECONCILE_HOURS = 720
 UPSTREAM_DEV_SITE_KEY = "badbot13m0n8f570f942013fc818f234916ca531"
 
 
@@ -133,6 +134,21 @@ def _float_between(low: float, high: float) -> Callable[[str], float]:
             raise ValueError("must be a number") from None
         if not low <= value <= high:
             raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _hours(high: float) -> Callable[[str], float]:
+    """Hours, fractions allowed (0.5 is 30 minutes); 0 means off."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("must be a number of hours") from None
+        if not 0 <= value <= high:  # NaN fails this too
+            raise ValueError(f"must be a number of hours between 0 (off) and {high:g}")
         return value
 
     return parse
@@ -258,6 +274,9 @@ FIELDS: tuple[Field, ...] = (
     Field("SYNC_STATE_URL", "state_url", _state_url, "sqlite:///data/sync-state.sqlite3",
           "Run journal and lock store: sqlite:///path or redis://[:password@]host:port/db"),
     Field("SYNC_STARTUP", "startup_sync", _bool, "true", "Run a roles-then-users sync at start-up"),
+    Field("SYNC_RECONCILE_INTERVAL", "reconcile_interval", _hours(MAX_RECONCILE_HOURS), "6",
+          "Hours between background roles-then-users syncs that repair drift (each wait ±5%, "
+          "fractions allowed); 0 turns them off"),
     Field("SYNC_CHUNKING_TIMEOUT", "chunking_timeout", _float_between(1, 3600), "300",
           "Seconds to wait for the guild's member list before giving up on the start-up sync"),
     Field("SYNC_PROGRESS_INTERVAL", "progress_interval", _float_between(1, 300), "5",
@@ -300,6 +319,7 @@ class Settings:
     retry_attempts: int
     state_url: SecretURL
     startup_sync: bool
+    reconcile_interval: float
     chunking_timeout: float
     progress_interval: float
     guard_left_share: float

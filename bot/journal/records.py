@@ -24,8 +24,9 @@ INTERRUPTED: Final = "interrupted"
 STATUSES: Final = frozenset({RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED})
 FINAL_STATUSES: Final = STATUSES - {RUNNING}
 
-TRIGGERS: Final = frozenset({"startup", "event", "command", "reconnect"})
-"""`reconnect`: the syncs after a fresh READY (a gateway reconnect that could not resume)."""
+TRIGGERS: Final = frozenset({"startup", "event", "command", "reconnect", "reconcile"})
+"""`reconnect`: the syncs after a fresh READY (a gateway reconnect that could not resume).
+`reconcile`: the background syncs every SYNC_RECONCILE_INTERVAL hours (exts/sync/reconcile.py)."""
 MANUAL_TRIGGER: Final = "command"
 
 # `detail` is for a few counters or ids shown in `!sync status`, not for payloads.

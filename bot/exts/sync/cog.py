@@ -36,6 +36,7 @@ from bot.exts.sync.discord_guild import (
     role_record,
 )
 from bot.exts.sync.messages import count, fit, literal, site_message
+from bot.exts.sync.reconcile import Reconciler
 from bot.exts.sync.rejections import Rejections
 from bot.exts.sync.reporter import NO_PINGS, RunReporter, summary
 from bot.exts.sync.runs import (
@@ -102,6 +103,9 @@ class SyncCog(commands.Cog, name="Sync"):
                 self.settings.sentry_environment,
                 self.settings.secrets(),
             )
+        # Drift repair: waits for `startup_done`; cancelled with the other tasks on unload.
+        self.reconciler = Reconciler.of(self)
+        self._spawn(self.reconciler.run(), "sync-reconcile-timer")
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:

@@ -82,10 +82,17 @@ class Runs:
         self.active: dict[str, ActiveRun] = {}
         self.history: deque[RunFinished] = deque(maxlen=HISTORY)
         self._locks = {name: asyncio.Lock() for name in set(LOCK_OF_KIND.values())}
+        self._asked = dict.fromkeys(self._locks, 0)
+        """Per lock: runs asked for and not yet returned (waiting for the lock, a moderator's
+        answer or another process's lease, running, or posting their summary)."""
         book.on_late_change = self.announce_breaker
 
     def lock_of(self, kind: str) -> asyncio.Lock:
         return self._locks[LOCK_OF_KIND[kind]]
+
+    def busy(self, kind: str) -> bool:
+        """Whether a run sharing this kind's lock is running or waiting to (see `_asked`)."""
+        return self._asked[LOCK_OF_KIND[kind]] > 0
 
     def running(self, kind: str) -> ActiveRun | None:
         lock_name = LOCK_OF_KIND[kind]
@@ -117,6 +124,23 @@ class Runs:
         Automatic runs ask the breaker and the destructive-diff guard first, and wait for a run
         of the same kind (here or, until its lease expires, in a dead process). A command is
         refused while one runs (the caller checks `running` first)."""
+        lock_name = LOCK_OF_KIND[kind]
+        self._asked[lock_name] += 1
+        try:
+            return await self._run(kind, trigger, actor, dry_run, role, ctx, detail)
+        finally:
+            self._asked[lock_name] -= 1
+
+    async def _run(
+        self,
+        kind: str,
+        trigger: str,
+        actor: discord.abc.User | None,
+        dry_run: bool,
+        role: discord.Role | None,
+        ctx: commands.Context | None,
+        detail: dict[str, str] | None,
+    ) -> RunFinished | None:
         assert self.engine is not None
         async with self._locks[LOCK_OF_KIND[kind]]:
             started = await self._begin(kind, trigger, actor, dry_run, role, ctx, detail)
