@@ -17,11 +17,12 @@ from bot.engine.diff import (
     DiffStats,
     Kind,
     PageOrderError,
+    UserChange,
     iter_user_changes,
 )
 from bot.engine.guild import AsSiteStores, GuildState
 from bot.engine.leavers import HeldLeaves, MemberCheck
-from bot.engine.plan import Plan
+from bot.engine.plan import Plan, RecordedChanges
 from bot.engine.progress import (
     LeaversWithheld,
     PlanUpdated,
@@ -139,64 +140,88 @@ class SyncEngine:
 
     # -- runs --------------------------------------------------------------------------------
 
-    async def plan_users(self) -> Plan:
-        """The user diff's counts and a sample, without writing anything."""
+    async def plan_users(self, *, record: bool = False) -> Plan:
+        """The user diff's counts and a sample, without writing anything; with `record`, the
+        writes too, for the run the plan is made for (`sync_users(plan=...)`)."""
         stats = DiffStats()
-        plan = Plan()
+        plan = Plan(changes=RecordedChanges() if record else None)
         async for change in iter_user_changes(self.client, self.guild, self.page_size, stats):
             plan.note(change, self.guild)
+            if plan.changes is not None:
+                plan.changes.add(change)
         plan.count(stats)
         return plan
 
     async def sync_users(
-        self, dry_run: bool = False, trigger: str = "manual", run_id: str | None = None
+        self,
+        dry_run: bool = False,
+        trigger: str = "manual",
+        run_id: str | None = None,
+        plan: Plan | None = None,
     ) -> RunReport:
+        """Write what differs. Given a recorded plan (the guard's), send its writes instead of
+        reading the site's pages a second time."""
         if dry_run:
             return await self._dry_run("users", trigger, self._plan_report, run_id)
         async with self._run("users", trigger, run_id) as run:
-            stats = DiffStats()
-            scanned_reported = 0
-
-            def page_done() -> None:
-                nonlocal scanned_reported
-                if stats.scanned - scanned_reported >= self.page_size:
-                    scanned_reported = stats.scanned
-                    self.hub.publish(
-                        PlanUpdated(
-                            run.run_id,
-                            stats.planned(),
-                            stats.scanned,
-                            site_total=stats.site_total,
-                            by_field=dict(stats.by_field),
-                        )
-                    )
-
-            changes = iter_user_changes(
-                self.client, self.guild, self.page_size, stats, on_page=page_done
-            )
-            check = self.guild.member_check
-            held = HeldLeaves() if check is not None else None
-            async for change in changes:
-                if held is not None and change.leave:
-                    held.add(change.user_id)  # sent once a sample is confirmed (leavers.py)
-                    continue
-                await self.queue.put_waiting(change.user_id, change.kind, change.fields, run)
-            planned = stats.planned()
-            if held and check is not None:
-                await self._write_leaves_if_confirmed(run, held, check)
-                planned["leave"] -= run.leaves_withheld
-            run.counts["unchanged"] = stats.unchanged
-            self.hub.publish(
-                PlanUpdated(
-                    run.run_id,
-                    planned,
-                    stats.scanned,
-                    True,
-                    site_total=stats.site_total,
-                    by_field=dict(stats.by_field),
-                )
-            )
+            if plan is not None and plan.changes is not None and plan.stats is not None:
+                stats = plan.stats  # every write is known before the first is sent
+                self.hub.publish(PlanUpdated(run.run_id, stats.planned(), stats.scanned, True))
+                await self._queue_user_changes(run, stats, plan.changes.replay())
+            else:
+                await self._walk_and_queue_user_changes(run)
         return run.report
+
+    async def _walk_and_queue_user_changes(self, run: Run) -> None:
+        """The streamed diff: the site's pages read once, writes queued as they are found."""
+        stats = DiffStats()
+        scanned_reported = 0
+
+        def page_done() -> None:
+            nonlocal scanned_reported
+            if stats.scanned - scanned_reported >= self.page_size:
+                scanned_reported = stats.scanned
+                self.hub.publish(
+                    PlanUpdated(
+                        run.run_id,
+                        stats.planned(),
+                        stats.scanned,
+                        site_total=stats.site_total,
+                        by_field=dict(stats.by_field),
+                    )
+                )
+
+        changes = iter_user_changes(
+            self.client, self.guild, self.page_size, stats, on_page=page_done
+        )
+        await self._queue_user_changes(run, stats, changes)
+
+    async def _queue_user_changes(
+        self, run: Run, stats: DiffStats, changes: AsyncIterator[UserChange]
+    ) -> None:
+        """Queue a user sync's writes as they come, the leaves held for the sample check."""
+        check = self.guild.member_check
+        held = HeldLeaves() if check is not None else None
+        async for change in changes:
+            if held is not None and change.leave:
+                held.add(change.user_id)  # sent once a sample is confirmed (leavers.py)
+                continue
+            await self.queue.put_waiting(change.user_id, change.kind, change.fields, run)
+        planned = stats.planned()
+        if held and check is not None:
+            await self._write_leaves_if_confirmed(run, held, check)
+            planned["leave"] -= run.leaves_withheld
+        run.counts["unchanged"] = stats.unchanged
+        self.hub.publish(
+            PlanUpdated(
+                run.run_id,
+                planned,
+                stats.scanned,
+                True,
+                site_total=stats.site_total,
+                by_field=dict(stats.by_field),
+            )
+        )
 
     async def _write_leaves_if_confirmed(
         self, run: Run, held: HeldLeaves, check: MemberCheck

@@ -1,13 +1,17 @@
-"""What a dry run reports: the writes a sync would make, counted, with a small sample."""
+"""What a dry run reports: the writes a sync would make, counted, with a small sample; and, for
+the guard's plan, the writes themselves, so the run it was made for need not read the site again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.engine.diff import DiffStats, Kind, UserChange
 from bot.engine.guild import GuildState
+from bot.site.records import USER_FIELDS
 
 SAMPLE_SIZE = 10
 
@@ -18,6 +22,44 @@ class SampleChange:
     kind: str
     changes: dict[str, tuple[Any, Any]]
     """field -> (site value, guild value); for a create only the guild values (site None)."""
+
+
+_KINDS = tuple(Kind)
+
+
+class RecordedChanges:
+    """The writes a pass over the site found, nine bytes each (an id, a kind, a field mask).
+
+    An automatic user sync first plans, for the guard; the run then sends these instead of
+    reading every page of the site again (on the real site, the users endpoint is the one load
+    has killed pods of). Values are read from the guild when each chunk is built, as for a
+    streamed run, so a write recorded minutes before the run still carries the newest values;
+    what changed on Discord since the pass was written by its own event meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._ids = array("q")
+        self._kinds = bytearray()
+        self._masks = bytearray()
+        self._leaves = bytearray()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, change: UserChange) -> None:
+        self._ids.append(change.user_id)
+        self._kinds.append(_KINDS.index(change.kind))
+        self._masks.append(
+            sum(1 << i for i, name in enumerate(USER_FIELDS) if name in change.fields)
+        )
+        self._leaves.append(change.leave)
+
+    async def replay(self) -> AsyncIterator[UserChange]:
+        for user_id, kind, mask, leave in zip(
+            self._ids, self._kinds, self._masks, self._leaves, strict=True
+        ):
+            fields = frozenset(name for i, name in enumerate(USER_FIELDS) if mask >> i & 1)
+            yield UserChange(user_id, _KINDS[kind], fields, None, leave=bool(leave))
 
 
 @dataclass
@@ -31,6 +73,10 @@ class Plan:
     scanned: int = 0
     by_field: dict[str, int] = field(default_factory=dict)
     sample: list[SampleChange] = field(default_factory=list)
+    stats: DiffStats | None = None
+    """The pass's own counts, as a run replaying `changes` reports them."""
+    changes: RecordedChanges | None = None
+    """The writes themselves, when the plan was made for a run (`plan_users(record=True)`)."""
 
     @property
     def writes(self) -> int:
@@ -58,6 +104,7 @@ class Plan:
         self.sample.append(SampleChange(change.user_id, kind, changes))
 
     def count(self, stats: DiffStats) -> None:
+        self.stats = stats
         self.creates = stats.creates
         self.updates = stats.updates
         self.leaves = stats.leaves

@@ -145,3 +145,20 @@ def _patch_answered(rig: Rig) -> bool:
 def _waiting_for_roles(rig: Rig) -> bool:
     role_writes = getattr(rig.engine, "role_writes", None)  # absent before the fix
     return role_writes is not None and role_writes.waiting > 0
+
+
+async def test_a_recorded_plan_is_sent_without_reading_the_site_again(rig: Rig) -> None:
+    rig.seed([], [person(i) for i in range(1, 51)] + [person(99)])
+    for i in range(1, 51):
+        rig.guild.add_member(person(i, f"renamed{i}" if i % 5 == 0 else ""))
+    rig.guild.add_member(person(60))  # the site lacks them: a create
+    plan = await rig.engine.plan_users(record=True)
+    pages = rig.site.stats.routes["GET /api/bot/users"].requests
+    rig.guild.add_member(person(10, "renamed again"))  # after the plan: its newest value goes
+
+    report = await asyncio.wait_for(rig.engine.sync_users(plan=plan), 10)
+
+    assert rig.site.stats.routes["GET /api/bot/users"].requests == pages
+    assert (report.created, report.updated, report.left) == (1, 10, 1)
+    assert rig.mismatches() == []
+    assert rig.broken_bounds() == []

@@ -189,6 +189,12 @@ class Guard:
         self.settings = settings
         self.engine = engine
         self.post = post
+        self._plans: dict[str, Plan] = {}
+
+    def take_plan(self, kind: str) -> Plan | None:
+        """The recorded plan `allows` made for this kind's run, once: the run sends its writes
+        instead of reading every page of the site a second time."""
+        return self._plans.pop(kind, None)
 
     async def allows(self, kind: str, title: str) -> bool:
         """Ask a moderator before an automatic run removes more than the allowed share.
@@ -197,7 +203,8 @@ class Guard:
         so the failure is journalled and counted by the breaker like any other."""
         try:
             if kind == "users":
-                plan = await self.engine.plan_users()
+                plan = await self.engine.plan_users(record=True)
+                self._plans[kind] = plan
                 verdict = judge(
                     leaving=plan.leaves,
                     site_users=plan.scanned,

@@ -28,7 +28,7 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.engine import SyncEngine
+from bot.engine import Plan, SyncEngine
 from bot.engine.progress import RunFinished
 from bot.exts.sync.bookkeeping import Refusal, RunBook, Ticket, journal_status
 from bot.exts.sync.guard import Guard
@@ -147,7 +147,10 @@ class Runs:
             if started is None:
                 return None
             ticket, reporter = started
-            report = await self._execute(kind, trigger, dry_run, role, ticket, reporter, actor)
+            plan = self.guard.take_plan(kind)
+            report = await self._execute(
+                kind, trigger, dry_run, role, ticket, reporter, actor, plan
+            )
             # Journal first: a process stopped right after the summary shows still counts it.
             change = await self.book.finish(
                 ticket,
@@ -228,15 +231,17 @@ class Runs:
         ticket: Ticket,
         reporter: RunReporter,
         actor: discord.abc.User | None,
+        plan: Plan | None,
     ) -> RunFinished:
         """The engine's run, followed live; a crash, a cancel or a lost lease still ends in a
-        report."""
+        report. `plan`: the guard's recorded pass, which the run sends instead of reading the
+        site again."""
         assert self.engine is not None
         run_id = ticket.run.run_id
         unsubscribe = [self.engine.subscribe(reporter.feed)]
         if sentry_on():
             unsubscribe.append(self.engine.subscribe(RunTrace(run_id, kind, trigger).feed))
-        task = asyncio.create_task(self._engine_run(kind, run_id, trigger, dry_run, role))
+        task = asyncio.create_task(self._engine_run(kind, run_id, trigger, dry_run, role, plan))
         actor_name = str(actor) if actor is not None else None
         self.active[run_id] = ActiveRun(run_id, kind, trigger, actor_name, reporter, task)
         heartbeat = asyncio.create_task(self._heartbeat(ticket, reporter))
@@ -334,13 +339,21 @@ class Runs:
             await self.post(f"⚠️ Run journal: {literal(notice)} (set aside; syncing goes on).")
 
     async def _engine_run(
-        self, kind: str, run_id: str, trigger: str, dry_run: bool, role: discord.Role | None
+        self,
+        kind: str,
+        run_id: str,
+        trigger: str,
+        dry_run: bool,
+        role: discord.Role | None,
+        plan: Plan | None,
     ) -> RunFinished:
         assert self.engine is not None
         if kind == "roles":
             return await self.engine.sync_roles(dry_run=dry_run, run_id=run_id, trigger=trigger)
         if kind == "users":
-            return await self.engine.sync_users(dry_run=dry_run, run_id=run_id, trigger=trigger)
+            return await self.engine.sync_users(
+                dry_run=dry_run, run_id=run_id, trigger=trigger, plan=plan
+            )
         assert role is not None
         return await self.engine.delete_role(role.id, run_id=run_id, trigger=trigger)
 
