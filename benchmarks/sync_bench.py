@@ -4,17 +4,24 @@
 
 The guild is synthetic (InMemoryGuild); the site's SQLite file is preloaded with the scenario's
 starting state, then the site is started as its own process on loopback, so the bot's memory
-and the site's memory are measured apart. The bot's peak is sampled from /proc/self/status
-during the run (ru_maxrss would include building the guild). The last line printed is one JSON
-object; the run fails (exit 1) if the site does not match the guild afterwards.
+and the site's memory are measured apart. By default the site runs its cost model
+(`--site-cost real`, bot/sandbox/site/cost.py: each request takes the real site's measured time
+on one of `--site-workers` workers, and its CPU and memory are accounted); `--site-cost none`
+answers at once, so the numbers measure the bot alone. The bot's peak is sampled from
+/proc/self/status during the run (ru_maxrss would include building the guild). The last line
+printed is one JSON object; the run fails (exit 1) if the site does not match the guild
+afterwards.
 
     .venv/bin/python benchmarks/sync_bench.py --site-url http://staging:8000/api \
         --site-token TOKEN --site-pid PID
 
 runs against an operator's own (empty) site instead: the starting state is written through the
 API in 1,000-user creates, the check reads the site back page by page, and the site's memory is
-sampled from /proc/PID/status when its process runs on this machine (`--site-pid`). Counters
-only the sandbox site keeps (requests, largest request) are null there.
+sampled when its process runs on this machine (`--site-pid`: the VmRSS of that process and all
+its descendants, summed, so a gunicorn master's pid covers its workers). The bot's requests
+(count, by route, the largest, how many at once) are counted by the benchmark's own client,
+so they are known for any site; the sandbox site's own counters are reported beside them
+(`site_*`), and are null on a site without them.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ import contextlib
 import gc
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +171,116 @@ async def _burst(engine: SyncEngine, guild: InMemoryGuild, updates: int) -> None
     await engine.flush()
 
 
+class CountingClient(SiteClient):
+    """The site client, counting every request it sends on the wire (each retry too): by
+    route, the items of the largest, user writes and how many were in flight at once. What the
+    bot sent, whatever site answers; the benchmark's own `_sandbox/` calls are not counted."""
+
+    USER_WRITES = frozenset({"POST bot/users", "PATCH bot/users/bulk_patch"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reset()
+
+    def reset(self) -> None:
+        self.by_route: Counter[str] = Counter()
+        self.largest_items = 0
+        self.bulk_patch_items = 0
+        self.in_flight = self.peak_in_flight = 0
+        self.user_writes_in_flight = self.user_writes_peak_in_flight = 0
+
+    async def _request_once(
+        self, method: str, path: str, body: Any, params: Mapping[str, Any] | None
+    ) -> Any:
+        if path.startswith("_sandbox/"):
+            return await super()._request_once(method, path, body, params)
+        route = f"{method} {_route(path)}"
+        items = len(body) if isinstance(body, list) else int(body is not None)
+        user_write = route in self.USER_WRITES
+        self.by_route[route] += 1
+        self.largest_items = max(self.largest_items, items)
+        if route == "PATCH bot/users/bulk_patch":
+            self.bulk_patch_items += items
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self.user_writes_in_flight += user_write
+        self.user_writes_peak_in_flight = max(
+            self.user_writes_peak_in_flight, self.user_writes_in_flight
+        )
+        try:
+            return await super()._request_once(method, path, body, params)
+        finally:
+            self.in_flight -= 1
+            self.user_writes_in_flight -= user_write
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "requests": sum(self.by_route.values()),
+            "requests_by_route": dict(sorted(self.by_route.items())),
+            "max_items_per_request": self.largest_items,
+            "bulk_patch_items": self.bulk_patch_items,
+            "requests_peak_in_flight": self.peak_in_flight,
+            "user_writes_peak_in_flight": self.user_writes_peak_in_flight,
+        }
+
+
+def _route(path: str) -> str:
+    """`bot/users/123` -> `bot/users/{id}`: the route, not the record."""
+    return re.sub(r"/\d+(?=/|$)", "/{id}", path.strip("/"))
+
+
+def process_tree(pid: int | str) -> list[int | str]:
+    """`pid` and every process descended from it (a gunicorn master and its workers)."""
+    found: list[int | str] = [pid]
+    index = 0
+    while index < len(found):
+        found += _children(found[index])
+        index += 1
+    return found
+
+
+def _children(pid: int | str) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    children: list[int] = []
+    try:
+        for task in tasks:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as listed:
+                children += [int(child) for child in listed.read().split()]
+    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: scan every process
+        return _children_by_scan(pid)
+    except OSError:
+        pass
+    return children
+
+
+def _children_by_scan(pid: int | str) -> list[int]:
+    parent = os.getpid() if pid == "self" else int(pid)
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            children.append(int(entry))
+    return children
+
+
+def tree_rss(pid: int | str) -> int:
+    """VmRSS of `pid` and its descendants, summed (pages shared between them count in each)."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, RuntimeError):
+            total += rss(member)
+    return total
+
+
 class RssSampler(threading.Thread):
     """Peak VmRSS of some processes while running, sampled every few milliseconds.
 
@@ -169,12 +288,22 @@ class RssSampler(threading.Thread):
     guild raised them before the sync started.
     """
 
-    def __init__(self, pids: dict[str, int | str], interval: float = 0.005) -> None:
+    def __init__(
+        self,
+        pids: dict[str, int | str],
+        interval: float = 0.005,
+        trees: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(daemon=True)
         self.interval = interval
         self.pids = pids
-        self.peaks = {name: rss(pid) for name, pid in pids.items()}
+        self.trees = trees
+        """Names whose process is measured with its descendants (tree_rss)."""
+        self.peaks = {name: self._rss(name, pid) for name, pid in pids.items()}
         self._stop_event = threading.Event()
+
+    def _rss(self, name: str, pid: int | str) -> int:
+        return tree_rss(pid) if name in self.trees else rss(pid)
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
@@ -182,7 +311,7 @@ class RssSampler(threading.Thread):
 
     def _sample(self) -> None:
         for name, pid in self.pids.items():
-            self.peaks[name] = max(self.peaks[name], rss(pid))
+            self.peaks[name] = max(self.peaks[name], self._rss(name, pid))
 
     def stop(self) -> dict[str, int]:
         self._stop_event.set()
@@ -272,7 +401,7 @@ async def count_over_api(client: SiteClient, guild: InMemoryGuild) -> int:
 
 @dataclass
 class Site:
-    client: SiteClient
+    client: CountingClient
     pid: int | None
     """The site's process when it runs on this machine, for its memory; None if unknown."""
     db: str | None = None
@@ -290,7 +419,7 @@ async def sandbox_site(
     store.seed(scenario.site_roles, scenario.site_users())
     store.close()
     with start_site_process(token=TOKEN, db=db, timeout=120, cost=cost) as process:
-        async with SiteClient(process.url, TOKEN, timeout=120) as client:
+        async with CountingClient(process.url, TOKEN, timeout=120) as client:
             yield Site(client, process.pid, db)
 
 
@@ -303,7 +432,7 @@ async def external_site(
     if not token:
         raise SiteRefused(f"--site-url needs the site's token: --site-token or ${TOKEN_ENV}")
     target = ExternalSite(args.site_url.rstrip("/"), token, allow_existing=False)
-    async with SiteClient(target.url, token, timeout=120) as client:
+    async with CountingClient(target.url, token, timeout=120) as client:
         advice = "The benchmark writes fixed ids and marks extra users as left; use an empty site."
         await survey(client, target, refusal=advice)
         await seed_records(client, scenario.site_roles, scenario.site_users(), members, sys.stdout)
@@ -345,11 +474,12 @@ async def measure(site: Site, scenario: Scenario, args: argparse.Namespace) -> d
     gc.collect()
     baseline = rss()
     before = await site_stats(client)
-    site_rss_start = rss(site.pid) if site.pid else None
+    site_rss_start = tree_rss(site.pid) if site.pid else None
     watched: dict[str, int | str] = {"bot": "self"}
     if site.pid and not site.db:
         watched["site"] = site.pid
-    sampler = RssSampler(watched)
+    sampler = RssSampler(watched, trees=frozenset({"site"}))
+    client.reset()
     sampler.start()
     stalls = LoopStallMeter()
     stalls.start()
@@ -359,24 +489,35 @@ async def measure(site: Site, scenario: Scenario, args: argparse.Namespace) -> d
     longest_stall = await stalls.stop()
     peaks = sampler.stop()
     await engine.close()
+    counted = client.counters()
     after = await site_stats(client)
-    counted = _site_counters(before, after)
+    site_counted = _site_counters(before, after)
     written = report.written if report is not None else counted["bulk_patch_items"]
     # Our own sandbox site reports its exact high-water mark; another site is sampled, and
     # only during the run (its high-water mark would include the seeding).
     site_peak = after["peak_rss_bytes"] if site.db and after else peaks.get("site")
+    window = engine.window
     return {
         "chunk_size": args.chunk_size,
         "max_in_flight": args.max_in_flight,
+        "site_cost": args.site_cost if site.db else None,
+        "site_workers": args.site_workers if site.db and args.site_cost == "real" else None,
         **counted,
+        **site_counted,
         "written": written,
         "status": report.status if report is not None else "finished",
         "wall_s": round(wall, 2),
         "users_per_s": _rate(
             written if args.scenario == "event-burst" else scenario.guild.member_count(), wall
         ),
-        "peak_in_flight": engine.window.peak_in_flight,
+        "peak_in_flight": window.peak_in_flight,
+        "window_settled": window.settled,
+        "window_s_at_limit": {
+            limit: round(seconds, 2) for limit, seconds in sorted(window.time_at_limits().items())
+        },
+        "window_changes": len(window.decisions),
         "site_peak_user_writes_in_flight": after["user_writes_peak_in_flight"] if after else None,
+        "site_peak_bulk_patch_in_flight": _route_peak(after, "PATCH /api/bot/users/bulk_patch"),
         "empty_requests": after["empty_requests"] if after else None,
         "longest_loop_stall_s": round(longest_stall, 3),
         "bot_baseline_rss_mib": _mib(baseline),
@@ -385,32 +526,36 @@ async def measure(site: Site, scenario: Scenario, args: argparse.Namespace) -> d
         "site_rss_start_mib": _mib(site_rss_start),
         "site_peak_rss_mib": _mib(site_peak),
         # The sandbox site's cost model (--site-cost real): modelled CPU and memory of the run.
-        "site_cpu_s": _modelled_cpu(before, after),
+        "site_cpu_s": _modelled(before, after, "site_cpu_s"),
+        "site_contention_cpu_s": _modelled(before, after, "site_contention_cpu_s"),
         "site_peak_memory_mib": after.get("site_peak_memory_mib") if after else None,
     }
 
 
-def _modelled_cpu(before: dict[str, Any] | None, after: dict[str, Any] | None) -> float | None:
+def _modelled(before: dict[str, Any] | None, after: dict[str, Any] | None, key: str) -> Any:
     if before is None or after is None or "site_workers" not in after:
         return None
-    return round(after["site_cpu_s"] - before["site_cpu_s"], 1)
+    return round(after[key] - before[key], 1)
+
+
+def _route_peak(stats: dict[str, Any] | None, route: str) -> int | None:
+    if stats is None:
+        return None
+    return stats["routes"].get(route, {}).get("peak_in_flight", 0)
 
 
 def _site_counters(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
-    """The sandbox site's counters for the run; all None for a site that keeps none."""
+    """What the sandbox site itself counted during the run (its stats; it never counts its
+    `_sandbox/` control routes); all None for a site that keeps none. The bot's own count of
+    the same requests is `requests` and its kin."""
+    names = ("requests", "max_items_per_request", "bulk_patch_items", "role_cascade_users")
     if before is None or after is None:
-        names = ("requests", "requests_by_route", "max_items_per_request", "bulk_patch_items")
-        return {name: None for name in (*names, "role_cascade_users")}
+        return {f"site_{name}": None for name in names}
     return {
-        "requests": after["requests"] - before["requests"],
-        "requests_by_route": {
-            route: count - before["by_route"].get(route, 0)
-            for route, count in after["by_route"].items()
-            if count - before["by_route"].get(route, 0)
-        },
-        "max_items_per_request": after["largest_request_items"],
-        "bulk_patch_items": after["bulk_patch_items"] - before["bulk_patch_items"],
-        "role_cascade_users": after["role_cascade_users"] - before["role_cascade_users"],
+        "site_requests": after["requests"] - before["requests"],
+        "site_max_items_per_request": after["largest_request_items"],
+        "site_bulk_patch_items": after["bulk_patch_items"] - before["bulk_patch_items"],
+        "site_role_cascade_users": after["role_cascade_users"] - before["role_cascade_users"],
     }
 
 
@@ -432,9 +577,10 @@ def main() -> int:
     parser.add_argument(
         "--site-cost",
         choices=COST_MODELS,
-        default="none",
-        help="the sandbox site's cost model: real (modelled time and memory of the real site per "
-        "request) or none (default: the numbers measure the bot)",
+        default="real",
+        help="the sandbox site's cost model: real (default: each request takes the real site's "
+        "modelled time on a worker, its CPU and memory accounted) or none (answers at once: the "
+        "numbers measure the bot)",
     )
     parser.add_argument(
         "--site-workers",
@@ -444,7 +590,11 @@ def main() -> int:
     )
     parser.add_argument("--site-url", help="an empty site of your own instead of the sandbox site")
     parser.add_argument("--site-token", help=f"its API token (default: ${TOKEN_ENV})")
-    parser.add_argument("--site-pid", type=int, help="its process id, to sample its memory")
+    parser.add_argument(
+        "--site-pid",
+        type=int,
+        help="its process id, to sample its memory (with its descendants: a gunicorn master's)",
+    )
     args = parser.parse_args()
     if (args.site_token or args.site_pid) and not args.site_url:
         parser.error("--site-token and --site-pid need --site-url")
@@ -460,7 +610,9 @@ def main() -> int:
         f"(largest {result['max_items_per_request']} items), {result['wall_s']} s, "
         f"{result['users_per_s']} users/s; bot RSS {result['bot_baseline_rss_mib']} MiB "
         f"baseline, {result['bot_peak_rss_mib']} MiB peak (+{result['bot_sync_rss_mib']}); "
-        f"site peak {result['site_peak_rss_mib']} MiB; mismatches {result['mismatches']}"
+        f"site peak {result['site_peak_rss_mib']} MiB, CPU {result['site_cpu_s']} s (modelled), "
+        f"peak in flight {result['site_peak_user_writes_in_flight']} (site) "
+        f"{result['peak_in_flight']} (bot); mismatches {result['mismatches']}"
     )
     print(json.dumps(result, sort_keys=True))
     return 0 if result["mismatches"] == 0 else 1

@@ -1,4 +1,4 @@
-"""Sending one chunk of writes, and the adaptive limit on chunks in flight.
+"""Sending one chunk of writes and settling its ops from the site's answers.
 
 A chunk is at most `chunk_size` ops and never empty. Its creates go out as one bulk POST, then
 its patches as one bulk_patch. The site's answers are turned into per-item outcomes:
@@ -8,21 +8,23 @@ its patches as one bulk_patch. The site's answers are turned into per-item outco
 - 400 with a list aligned with the input names the bad items: they are reported, the good
   ones are sent again; any other 400 is bisected until the bad items are isolated;
 - anything still failing after the client's retries is reported failed; the run goes on.
+
+How many chunks are in flight at once is the AdaptiveWindow's (limiter.py): it grows only while
+more in flight raises the site's throughput, and halves on retries and failures.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import json
 import re
-import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.engine.guild import GuildState
+from bot.engine.limiter import AdaptiveWindow
 from bot.engine.progress import BadRecords, ChunkDone, ChunkFailed, ProgressHub
 from bot.engine.queue import Op
 from bot.engine.role_writes import RoleWrites
@@ -30,12 +32,9 @@ from bot.site.client import SiteClient
 from bot.site.errors import SiteAPIError
 from bot.site.records import User
 
+__all__ = ["AdaptiveWindow", "ChunkContext", "ChunkSender", "current_chunk"]
+
 USER_NOT_FOUND = re.compile(r"User with id (\d+) not found")
-SLOW_FACTOR = 2.0
-"""A chunk slower per item than this multiple of the recent best counts as congestion."""
-SLOW_ALLOWANCE_S = 0.25
-"""Fixed per-request time forgiven before a chunk counts as slow (small event chunks)."""
-LATENCY_MEMORY = 32
 
 
 @dataclass
@@ -52,49 +51,6 @@ class ChunkContext:
 current_chunk: contextvars.ContextVar[ChunkContext | None] = contextvars.ContextVar(
     "current_chunk", default=None
 )
-
-
-class AdaptiveWindow:
-    """How many chunks may be in flight: AIMD between 1 and the configured maximum.
-
-    Starts low, grows by one per healthy chunk (answered without retries, latency per item
-    not much worse than the recent best), halves on a retry, a failure or a slow answer: a
-    struggling site gets fewer concurrent requests, never more than the operator allowed.
-    """
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = maximum
-        self.limit = min(2, maximum)
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        self._best: deque[float] = deque(maxlen=LATENCY_MEMORY)
-        self._freed = asyncio.Event()
-
-    async def acquire(self) -> None:
-        while self.in_flight >= self.limit:
-            self._freed.clear()
-            await self._freed.wait()
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-
-    def release(self) -> None:
-        self.in_flight -= 1
-        self._freed.set()
-
-    def congested(self) -> None:
-        self.limit = max(1, self.limit // 2)
-
-    def record(self, latency_s: float, items: int, healthy: bool) -> None:
-        per_item = latency_s / max(1, items)
-        slow = bool(self._best) and latency_s > (
-            SLOW_FACTOR * min(self._best) * items + SLOW_ALLOWANCE_S
-        )
-        self._best.append(per_item)
-        if healthy and not slow:
-            self.limit = min(self.maximum, self.limit + 1)
-        else:
-            self.congested()
-        self._freed.set()
 
 
 class ChunkSender:
@@ -118,11 +74,10 @@ class ChunkSender:
         items_by_run = Counter(op.owner.run_id for op in ops)
         context = ChunkContext(tuple(items_by_run))
         current_chunk.set(context)
-        started = time.monotonic()
+        stamp = self.window.sent()
         await _Chunk(self, context).send(ops)
-        latency = time.monotonic() - started
         healthy = not context.request_failures and context.retries == 0
-        self.window.record(latency, len(ops), healthy=healthy)
+        latency = self.window.record(stamp, len(ops), healthy=healthy)
         for run_id, items in items_by_run.items():
             ok = context.request_failures[run_id] == 0
             self.hub.publish(ChunkDone(run_id, ok, items, latency, self.window.in_flight))

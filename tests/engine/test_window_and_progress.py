@@ -1,37 +1,8 @@
-"""Branch logic of the adaptive in-flight window, subscriber isolation and the rate meter."""
+"""Subscriber isolation and the rate meter (the adaptive window's rules: test_limiter.py)."""
 
 import asyncio
 
 from bot.engine.progress import ChunkDone, PlanUpdated, ProgressHub, RateMeter, RunStarted
-from bot.engine.sender import AdaptiveWindow
-
-
-def test_window_grows_on_healthy_chunks_up_to_the_maximum_and_halves_on_trouble() -> None:
-    window = AdaptiveWindow(maximum=4)
-    assert window.limit == 2
-    for _ in range(5):
-        window.record(latency_s=1.0, items=1000, healthy=True)
-    assert window.limit == 4
-    window.record(latency_s=1.0, items=1000, healthy=False)
-    assert window.limit == 2
-    window.congested()
-    window.congested()
-    assert window.limit == 1
-
-
-def test_a_slow_chunk_counts_as_congestion_even_without_errors() -> None:
-    window = AdaptiveWindow(maximum=8)
-    for _ in range(4):
-        window.record(latency_s=0.5, items=1000, healthy=True)
-    assert window.limit == 6
-    window.record(latency_s=5.0, items=1000, healthy=True)
-    assert window.limit == 3
-
-
-def test_a_window_of_one_never_grows() -> None:
-    window = AdaptiveWindow(maximum=1)
-    window.record(latency_s=0.1, items=10, healthy=True)
-    assert window.limit == 1
 
 
 async def test_a_slow_subscriber_does_not_stall_publishing_or_other_subscribers() -> None:

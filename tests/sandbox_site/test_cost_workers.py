@@ -14,6 +14,7 @@ import pytest
 from bot.sandbox.site import DEFAULT_TOKEN, SandboxSite
 from bot.sandbox.site.cli import main as site_main
 from bot.sandbox.site.cost import (
+    CONTENTION_PER_REQUEST,
     REQUEST_S,
     WORKER_RSS_MIB,
     CostConfig,
@@ -71,19 +72,30 @@ async def test_workers_serve_one_request_each_and_the_rest_queue(
         stats = await api.ok("GET", "_sandbox/stats")  # control routes never queue
         assert (stats["site_busy_workers"], stats["site_queued"]) == (workers, 3 - workers)
 
+        # One process holds all three (its threads run them at once): the one on the worker
+        # pays CONTENTION_PER_REQUEST of its time for each of the two others; sync workers
+        # hold one request each and pay nothing.
+        others = 2 if workers == 1 else 0
+        first = REQUEST_S * (1 + CONTENTION_PER_REQUEST * others)
         clock.advance(REQUEST_S)
+        if others:
+            await until(lambda: clock.sleeping == 1)  # the first request's contention
+            clock.advance()
         await until(lambda: site.stats.routes[ROLES].in_flight == 3 - workers)
         assert [call.done() for call in calls].count(True) == workers
-        assert clock.time == REQUEST_S
+        assert clock.time == pytest.approx(first)
         while not all(call.done() for call in calls):
             await until(lambda: clock.sleeping > 0 or all(call.done() for call in calls))
             clock.advance()
         assert [call.result().status for call in calls] == [200, 200, 200]
-        # Three requests of 5 ms each: 15 ms on one worker, 10 ms on two.
-        assert clock.time == pytest.approx(REQUEST_S * (3 if workers == 1 else 2))
+        # Three requests of 5 ms each: on two workers 10 ms, 15 ms of CPU; on one process
+        # 15 ms plus contention (two others held during the first, one during the second).
+        contention = REQUEST_S * CONTENTION_PER_REQUEST * (3 if workers == 1 else 0)
+        assert clock.time == pytest.approx(REQUEST_S * (3 if workers == 1 else 2) + contention)
         stats = await api.ok("GET", "_sandbox/stats")
-        assert stats["site_cpu_s"] == pytest.approx(3 * REQUEST_S)
-        assert stats["routes"][ROLES]["cpu_s"] == pytest.approx(3 * REQUEST_S)
+        assert stats["site_cpu_s"] == pytest.approx(3 * REQUEST_S + contention, abs=1e-3)
+        assert stats["site_contention_cpu_s"] == pytest.approx(contention, abs=1e-3)
+        assert stats["routes"][ROLES]["cpu_s"] == pytest.approx(3 * REQUEST_S + contention)
         assert stats["routes"][ROLES]["peak_in_flight"] == 3
         assert stats["site_peak_queued"] == 3 - workers
 

@@ -21,6 +21,17 @@ field still gets a CASE branch for it), plus ROLE_QUERY_S when this item's `role
 (the site's role-existence query). tests/sandbox_site/test_cost_model.py checks the model against
 every measured figure it was fitted to, within 20 %.
 
+Contention: a one-process site (one worker: waitress, 4 threads) runs every request it holds at
+once on its threads, and they contend for its CPU (the interpreter's lock, the database
+connection's round trips): site-api.md measured 49.3 s of site CPU for the 80,000-user role
+removal with 3 requests in flight against 42.3 s with 1 (+16.5 %) for the same work. The model
+serves them one at a time on its worker (the same wall time for a CPU-bound process) and charges
+the request on the worker CONTENTION_PER_REQUEST of its time for each other request the process
+holds meanwhile (integrated over its service), as CPU and as time: the modelled worker is always
+busy, so its extra CPU delays everything behind it. Gunicorn's sync workers (two workers) hold
+one request each, the rest wait in the listen backlog: no contention (measured: 39.0 s of CPU for 3
+in flight on 2 workers against 41.6 s for 1).
+
 Memory is accounted, not allocated: the modelled site holds `workers * WORKER_RSS_MIB` at rest
 plus, for each request on a worker, its items' memory, which builds up over the request's per-item
 share of its time (validation and building the statement) and is held until it is answered. A
@@ -35,9 +46,10 @@ Fidelity limits: one fitted curve for every payload (the superlinear part was me
 payload); queued requests hold no memory (gunicorn's sync workers leave them in the listen
 backlog; the one-process waitress site measured 126 MiB instead of 120 with three in flight); the
 request that crosses the limit is the one killed (the kernel picks the largest process); no
-contention between workers for the 2 cores (measured: 39.0 s of CPU for 3 in flight on 2 workers
-against 41.6 s for 1); PostgreSQL's own memory is not modelled (it grew to 2 GiB in the outage);
-estimates that were not measured are marked so below.
+contention between workers for the 2 cores (see Contention); contention on one process is a
+linear fit to one measured point (3 in flight), charged for the requests held during a request's
+base time only (not during the extra it adds); PostgreSQL's own memory is not modelled (it grew
+to 2 GiB in the outage); estimates that were not measured are marked so below.
 """
 
 from __future__ import annotations
@@ -94,6 +106,14 @@ its `roles` is not empty. One multi-row INSERT, no CASE: linear (only one size w
 CASCADE_USER_S = 1e-3
 """Estimate, not measured: `DELETE bot/roles/{id}` saves each holder with its own UPDATE (one
 ORM save and round trip, against 0.48 ms per full user inside one bulk UPDATE)."""
+CONTENTION_PER_REQUEST = (49.3 / 42.3 - 1) / 2
+"""Extra share of a request's time on a one-process site for each other request that process
+holds meanwhile (0.083): site-api.md's 80,000-user role removal on one process cost 49.3 s of CPU
+with 3 requests in flight (2 others held by each) against 42.3 s with 1. Fitted to that one
+point; tests/sandbox_site/test_cost_model.py checks the modelled ratio."""
+ONE_PROCESS_THREADS = 4
+"""The one-process site measured in site-api.md: waitress with 4 threads, so it holds (and runs
+at once) up to 4 requests; more wait unread in its queue."""
 WORKER_RESTART_S = 2.0
 """Estimate, not measured: gunicorn replacing a killed worker (fork and Django's start-up)."""
 
@@ -149,6 +169,12 @@ class CostConfig:
     @property
     def enabled(self) -> bool:
         return self.model == "real"
+
+    @property
+    def threads(self) -> int:
+        """Requests one worker process holds and runs at once: one process (waitress) holds up
+        to ONE_PROCESS_THREADS; gunicorn's sync workers (more than one) hold one each."""
+        return ONE_PROCESS_THREADS if self.workers == 1 else 1
 
     @property
     def rest_mib(self) -> float:
@@ -280,6 +306,8 @@ class CostModel:
     peak_since_kill_mib: float = 0.0
     """The peak since the last OOM kill: what a restarted worker's own high-water mark shows."""
     restarting: int = 0
+    contention_cpu_s: float = 0.0
+    """The part of `cpu_s` charged for contention (one process holding several requests)."""
 
     def __post_init__(self) -> None:
         if self.clock is None:
@@ -289,6 +317,9 @@ class CostModel:
         self._ids = itertools.count()
         self._restarts: set[asyncio.Task[None]] = set()
         self.peak_memory_mib = self.peak_since_kill_mib = self.config.rest_mib
+        self._contention_area = 0.0
+        """Integral over modelled time of `_contenders()`: request-seconds of contention."""
+        self._area_at: float | None = None
 
     @property
     def busy(self) -> int:
@@ -308,11 +339,13 @@ class CostModel:
         if not self.config.enabled:
             return 0.0
         assert self.clock is not None
+        self._account_contention()
         self.queued += 1
         self.peak_queued = max(self.peak_queued, self.queued)
         try:
             await self._slots.acquire()
         finally:
+            self._account_contention()
             self.queued -= 1
         key = next(self._ids)
         killed = False
@@ -323,10 +356,16 @@ class CostModel:
                 return await self._die(key, work, room)
             self._serving[key] = _Serving(self.clock.now(), work.ramp_s, work.memory_bytes)
             self._account_peak()
+            area_before = self._account_contention()
             await self.clock.sleep(work.cpu_s)
-            self.cpu_s += work.cpu_s
-            return work.cpu_s
+            extra = CONTENTION_PER_REQUEST * (self._account_contention() - area_before)
+            if extra > 0:
+                await self.clock.sleep(extra)
+                self.contention_cpu_s += extra
+            self.cpu_s += work.cpu_s + extra
+            return work.cpu_s + extra
         finally:
+            self._account_contention()
             self._serving.pop(key, None)
             if killed:
                 self._restart_worker()
@@ -364,6 +403,24 @@ class CostModel:
         del self._serving[key]
         self.peak_since_kill_mib = self.config.rest_mib + self._held_bytes() / MIB
         raise WorkerKilled(spent, reached, limit)
+
+    def _contenders(self) -> int:
+        """Other requests the serving worker's process holds at once (0 with sync workers)."""
+        if not self._serving or self.config.threads == 1:
+            return 0
+        return min(self.config.threads - 1, len(self._serving) - 1 + self.queued)
+
+    def _account_contention(self) -> float:
+        """Bring the contention integral up to now (before `queued` or the workers change);
+        returns it. Nothing accrues on a clock that does not wait (time_scale 0)."""
+        assert self.clock is not None
+        now = self.clock.now()
+        if not math.isfinite(now):
+            return self._contention_area
+        if self._area_at is not None:
+            self._contention_area += self._contenders() * max(0.0, now - self._area_at)
+        self._area_at = now
+        return self._contention_area
 
     def _held_bytes(self) -> int:
         return sum(serving.memory_bytes for serving in self._serving.values())
@@ -403,6 +460,7 @@ class CostModel:
             "site_workers": config.workers,
             "site_time_scale": config.time_scale,
             "site_cpu_s": round(self.cpu_s, 3),
+            "site_contention_cpu_s": round(self.contention_cpu_s, 3),
             "site_busy_workers": self.busy,
             "site_restarting_workers": self.restarting,
             "site_queued": self.queued,
