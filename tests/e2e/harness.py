@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from discord.ext import commands
 
@@ -193,8 +194,15 @@ async def running_bot(
     settings: dict[str, str] | None = None,
     prepare: Callable[[SandboxGuild, SandboxSite], None] | None = None,
     wait_for_startup: bool = True,
+    wait_for_ready: bool = True,
+    discord_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[Harness]:
-    async with LoopbackDiscord() as discord, SandboxSite(faults=faults) as site:
+    """`wait_for_startup` False waits only until the cog is ready (the member list loaded);
+    `wait_for_ready` False yields as soon as the bot is starting. `discord_options` are the
+    loopback Discord's (its gateway faults, say); `prepare` may switch them on too, through
+    `guild.discord`, before the bot connects."""
+    options = discord_options or {}
+    async with LoopbackDiscord(**options) as discord, SandboxSite(faults=faults) as site:
         guild = SandboxGuild.build(discord, members)
         if seed_site:
             site.store.seed(guild.expected_roles(), guild.expected_users())
@@ -220,8 +228,9 @@ async def running_bot(
             runner = asyncio.create_task(bot.start(discord.token))
             harness = Harness(discord, guild, site, bot, client, errors)
             cog = harness.cog
-            waited = cog.startup_done if wait_for_startup else cog.ready
-            await asyncio.wait_for(_unless_failed(waited.wait(), runner), 60)
+            if wait_for_ready:
+                waited = cog.startup_done if wait_for_startup else cog.ready
+                await asyncio.wait_for(_unless_failed(waited.wait(), runner), 60)
             yield harness
             harness.check_discord_rules()
             kept = {

@@ -125,3 +125,52 @@ async def test_outage_replay_kills_the_naive_request_and_the_bot_finishes():
     assert (bot["oom_kills"], bot["bulk_patch_items"]) == (0, 298)
     assert bot["peak_memory_mib"] < naive["reached_mib"]
     assert summary["site_cost"] == "real" and summary["site_cpu_s"] > 0
+
+
+async def test_discord_rest_faults_still_land_the_summary():
+    summary = await play("discord-rest-faults", 2_000, settings=SMALL)
+    assert 0 < summary["items_before_faults"] < 2_000 - 2
+    served = summary["faults_served"]
+    assert served["server_error_502"] == 1 and served["global_429"] == 1
+    # discord.py's five tries of one edit: the 502, the global 429, three 30046s; then none.
+    assert served["old_message_edit_30046"] == 3
+    assert summary["summary_posted_anew"]
+
+
+async def test_a_session_ended_by_4009_mid_run_and_while_loading_is_replaced_not_resumed():
+    summary = await play("session-lost", 2_000, settings=SMALL)
+    assert 0 < summary["items_before_close"] < 2_000 - 2
+    mid_run = summary["mid_run"]
+    assert mid_run["sessions_ended"] >= 1 and mid_run["invalid_sessions"] >= 1
+    assert (mid_run["resumes"], mid_run["replayed"]) == (0, 0)
+    loading = summary["while_loading"]
+    assert 0 < loading["chunks_sent_before_close"] < loading["chunks_of_lost_request"]
+    assert loading["invalid_sessions"] >= 1 and loading["resumes"] == 0
+    assert summary["bot_starts"] == 2
+
+
+async def test_quick_restarts_meet_the_member_request_limit_and_still_sync_every_member():
+    summary = await play("chunk-rate-limit", 2_000, settings=SMALL)
+    # Counted by the emulator: both quick starts refused, one retry answered, nothing more.
+    assert summary["rate_limited_requests"] == 2
+    assert summary["member_requests"] == 3
+    assert all(0 < retry <= 30 for retry in summary["retry_after_s"])
+    assert "rate limited" in summary["told"].lower()
+    assert summary["bot_starts"] == 3
+
+
+async def test_slow_chunks_with_joins_and_leaves_between_them_end_consistent():
+    summary = await play("slow-chunks", 2_000, settings=SMALL)
+    assert summary["chunk_count"] == 2
+    assert summary["events_between_chunks"] >= 30 + 30 + 5
+    assert summary["chunks_sent_when_discord_py_gave_up"] == 1  # READY on a partial list
+    assert summary["member_requests"] == 1
+
+
+async def test_a_guild_outage_mid_run_holds_the_writes_until_it_is_back():
+    summary = await play("guild-outage", 2_000, settings=SMALL)
+    assert 0 < summary["items_before_outage"] < 2_000 - 2
+    assert summary["guild_deletes"] == 1
+    assert summary["written_during_outage"] == 0
+    assert summary["written_after_outage"] > 0
+    assert summary["paused_runs_told"]

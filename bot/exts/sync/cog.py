@@ -11,6 +11,12 @@ while the bot was away. The cog then stops the runs in progress (the `!sync canc
 the engine's writes, waits until the new cache holds every member, reads that one from then on,
 and reconciles with a role sync, then a user sync, which also redo whatever the stopped runs had
 left (a role sync deletes the roles the guild no longer has, stripping their holders first).
+
+The member list is loaded by discord.py; the cog only waits for it, and asks again when Discord
+answered a request with RATE_LIMITED (one request for all members per guild every 30 s), which
+discord.py does not handle. A guild unavailable at READY is waited for however long it takes.
+While the guild is unavailable (a Discord outage: GUILD_DELETE `unavailable: true`), the engine's
+writes are held and no run starts; they go on once it is back with its whole member list.
 """
 
 from __future__ import annotations
@@ -30,8 +36,13 @@ from bot.engine.progress import BadRecords, ChunkFailed, ProgressEvent
 from bot.exts.sync.bookkeeping import RunBook
 from bot.exts.sync.checks import OutsideGuild, check_command
 from bot.exts.sync.discord_guild import (
+    MEMBER_REQUEST_WINDOW_S,
     DiscordGuildState,
+    MemberRequests,
+    RateLimitNotice,
+    ask_for_members_again,
     cache_complete,
+    chunk_timeout,
     member_record,
     role_record,
 )
@@ -93,6 +104,10 @@ class SyncCog(commands.Cog, name="Sync"):
         self._event_rejections: Rejections | None = None
         self.book = RunBook(None, threshold=settings.breaker_threshold, unavailable="not open yet")
         self._resumes: str | None = None
+        self.member_requests = MemberRequests(bot)
+        """Discord's RATE_LIMITED answers to member requests (discord.py has no handler)."""
+        self._outage: asyncio.Task[None] | None = None
+        """Waits for the guild to come back from an outage, then resumes the engine."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -121,8 +136,11 @@ class SyncCog(commands.Cog, name="Sync"):
         in progress and hold the engine's writes now, reconcile once the new one is complete.
         A run that had not started yet (waiting for its lock, the journal or a moderator's answer)
         is not stopped: it reads the old cache, and its writes wait for the new one."""
+        self.member_requests.forget()  # READY ends discord.py's open member requests
         if not self._started:
             return
+        if self._outage is not None:
+            self._outage.cancel()  # the reload waits for the new guild and resumes itself
         self.sessions_replaced += 1
         self.ready.clear()
         if self.engine is not None:
@@ -142,6 +160,7 @@ class SyncCog(commands.Cog, name="Sync"):
         self._reloading = self._spawn(self._reload(), "sync-reload")
 
     async def cog_unload(self) -> None:
+        self.member_requests.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -164,19 +183,24 @@ class SyncCog(commands.Cog, name="Sync"):
             log.error("task %s failed", task.get_name(), exc_info=task.exception())
 
     async def _start(self) -> None:
-        """Wait for the full member list, then sync roles and users once."""
+        """Wait for the full member list, however long it takes, then sync roles and users once.
+        READY may come before the guild does (unavailable at READY, its GUILD_CREATE late):
+        the start-up goes on when it comes."""
         if self.bot.get_guild(self.settings.guild_id or 0) is None:
-            log.error("the bot is not in the configured guild %s", self.settings.guild_id)
-            return
+            log.error(
+                "the bot is not in the configured guild %s; waiting for it to join",
+                self.settings.guild_id,
+            )
         guild = await self._complete_guild(self.settings.chunking_timeout)
         if guild is None:
-            await self.post(
+            await self._post_or_log(
                 f"⚠️ The guild's member list did not finish loading within "
-                f"{self.settings.chunking_timeout:g} s, so no user sync was started (it would "
-                "have marked every member not yet loaded as having left). Run `"
-                f"{self.settings.prefix}sync users` once the bot has every member."
+                f"{self.settings.chunking_timeout:g} s, so no sync has started (a user sync "
+                "would mark every member not yet loaded as having left). The bot keeps waiting "
+                "and syncs once it has every member."
             )
-            return
+            guild = await self._complete_guild(None)
+            assert guild is not None
         self.guild_state = DiscordGuildState(guild)
         self.book = await RunBook.open(
             self.settings.state_url, threshold=self.settings.breaker_threshold
@@ -201,6 +225,8 @@ class SyncCog(commands.Cog, name="Sync"):
         self.ready.set()
         self._built.set()
         log.info("guild %s has %s members cached; sync is ready", guild.id, guild.member_count)
+        if not cache_complete(self.guild_state.guild) and self._outage is None:
+            self._pause_for_outage()  # it went away while the engine was being built
         try:
             if self.settings.startup_sync:
                 await self._startup_sync()
@@ -257,9 +283,24 @@ class SyncCog(commands.Cog, name="Sync"):
         assert self.runs is not None
         roles = await self.runs.run("roles", trigger=trigger, detail=detail)
         users = None
-        if roles is not None and roles.status == "finished":
+        if roles is not None and roles.status == "finished" and await self._member_list_whole():
             users = await self.runs.run("users", trigger=trigger, detail=detail)
         return users is not None and users.status == "finished"
+
+    async def _member_list_whole(self) -> bool:
+        """Whether a user sync may start: waits while the member list reloads (a fresh READY,
+        an outage: `ready` is clear), then checks the cache itself (`cache_complete`)."""
+        assert self.guild_state is not None
+        await self.ready.wait()
+        if self.guild_state.fully_chunked:
+            return True
+        guild = self.guild_state.guild
+        log.warning(
+            "user sync not started: the member list is incomplete (%d of %s members cached)",
+            len(guild.members),
+            guild.member_count,
+        )
+        return False
 
     async def _complete_guild(self, within: float | None) -> discord.Guild | None:
         """The client's current `Guild` once its cache holds every member (`cache_complete`);
@@ -273,16 +314,88 @@ class SyncCog(commands.Cog, name="Sync"):
                     if guild is not None and cache_complete(guild):
                         return guild
                     if guild is None or guild.unavailable:
-                        # READY's stub: discord.py says when GUILD_CREATE and chunking are done.
-                        await self._woken_by("guild_available")
+                        # READY's stub, or an outage: discord.py says when GUILD_CREATE and
+                        # chunking are done (a guild the bot joins later comes as a join).
+                        await self._woken_by("guild_available", "guild_join")
                         continue
                     try:
-                        await guild.chunk()  # joins discord.py's own request, if one is open
+                        await self._load_members(guild)
                     except (discord.ConnectionClosed, ConnectionError) as error:
                         log.warning("asking for the member list failed (%s); waiting", error)
                         await self._woken_by("guild_available", "resumed")
         except TimeoutError:
             return None
+
+    async def _load_members(self, guild: discord.Guild) -> None:
+        """Wait until the guild's cache holds every member, asking Discord again for the ones a
+        request never brought. `guild.chunk()` joins the request in progress (discord.py's own
+        at start-up). Each wait lasts discord.py's chunk timeout; when one ends with the list
+        still partial and no chunk came meanwhile, the request is lost: Discord rate limited it
+        (RATE_LIMITED, `retry_after`) or sent nothing. Then, once past the request's timeout, the
+        log channel is told (once), and the bot asks again when Discord allows it: after
+        `retry_after`, or a full 30 s window when Discord said nothing."""
+        limit = chunk_timeout(guild)
+        asked_at = time.monotonic()
+        told = False
+        while not cache_complete(guild):
+            if guild.unavailable or self.bot.get_guild(guild.id) is not guild:
+                return  # the caller waits for the guild (or the new one) again
+            notice = self.member_requests.notice(guild.id)
+            if notice is None:
+                cached = len(guild.members)
+                await self._first_done(
+                    guild.chunk(), self.member_requests.wait_for_notice(guild.id), within=limit
+                )
+                if guild.unavailable or self.bot.get_guild(guild.id) is not guild:
+                    return  # a READY ended the request (and replaced the guild), or an outage
+                notice = self.member_requests.notice(guild.id)
+                if cache_complete(guild) or (notice is None and len(guild.members) > cached):
+                    continue  # done, or chunks still arriving: wait for the rest
+            if notice is not None:
+                asked_at = min(asked_at, notice.at)
+                retry_at = notice.retry_at
+            else:
+                retry_at = time.monotonic() + MEMBER_REQUEST_WINDOW_S
+            deadline = asked_at + limit
+            if not told and max(retry_at, time.monotonic()) >= deadline:
+                # Not whole within the request's timeout (past, or before the retry can be
+                # sent): say so once the timeout has passed.
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+                told = True
+                await self._tell_member_list_incomplete(guild, limit, notice, retry_at)
+            await asyncio.sleep(max(0.0, retry_at - time.monotonic()))  # Discord's retry_after
+            self.member_requests.forget(guild.id)
+            log.info("asking Discord again for the members of guild %s", guild.id)
+            await ask_for_members_again(guild)
+
+    async def _tell_member_list_incomplete(
+        self, guild: discord.Guild, limit: float, notice: RateLimitNotice | None, retry_at: float
+    ) -> None:
+        why = (
+            f"Discord rate limited the bot's request for it (one request per guild every "
+            f"{MEMBER_REQUEST_WINDOW_S:g} s; retry after {notice.retry_after:.1f} s)"
+            if notice is not None
+            else "Discord sent no more of it"
+        )
+        await self._post_or_log(
+            f"⚠️ The guild's member list is still incomplete after {limit:g} s "
+            f"({count(len(guild.members))} of {count(guild.member_count or 0)} members): {why}. "
+            f"The bot asks again {_in_seconds(retry_at - time.monotonic())}; no user sync "
+            "starts before the list is complete."
+        )
+
+    @staticmethod
+    async def _first_done(*waits: Coroutine[Any, Any, Any], within: float) -> None:
+        """Wait up to `within` seconds for the first of these to finish, then cancel the rest
+        (cancelling a `guild.chunk()` leaves discord.py's request open for its next waiter)."""
+        tasks = [asyncio.ensure_future(wait) for wait in waits]
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+        for task in done:
+            task.result()  # a connection closed while asking: the caller waits for it
 
     async def _woken_by(self, *events: str) -> None:
         """Wait for the first of these gateway events (registered before this yields)."""
@@ -319,6 +432,61 @@ class SyncCog(commands.Cog, name="Sync"):
         await self.post(_reconcile_message(len(guild.members), stopped))
         # Spawned: a READY while it runs cancels its runs and reloads without waiting for it.
         self._spawn(self._roles_then_users(RECONNECT), "sync-reconcile")
+
+    # -- guild outages -----------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_guild_unavailable(self, guild: discord.Guild) -> None:
+        """GUILD_DELETE with `unavailable: true`: Discord lost the guild for a while and sends
+        none of its events until a GUILD_CREATE brings it back. Hold the engine's writes and
+        start no run meanwhile; the runs in progress wait and go on afterwards."""
+        if guild.id == self.settings.guild_id and self._built.is_set() and self._outage is None:
+            self._pause_for_outage()
+
+    def _pause_for_outage(self) -> None:
+        assert self.engine is not None
+        self.ready.clear()
+        self.engine.pause()
+        active = list(self.runs.active.values()) if self.runs is not None else []
+        log.warning(
+            "guild %s is unavailable on Discord (an outage): writes held, %d run(s) paused%s",
+            self.settings.guild_id,
+            len(active),
+            "".join(f" {run.run_id}" for run in active),
+        )
+        self._outage = self._spawn(self._after_outage(active), "sync-outage")
+
+    async def _after_outage(self, paused: list[ActiveRun]) -> None:
+        """Once the guild is back with its whole member list, resume; tell the log channel then
+        (its channel is in the guild, so not while the guild is away)."""
+        assert self.engine is not None and self.guild_state is not None
+        started = time.monotonic()
+        try:
+            guild = await self._complete_guild(None)
+            assert guild is not None
+            self.guild_state.rebind(guild)
+            self.engine.resume()
+            self.ready.set()
+        finally:
+            self._outage = None
+        took = time.monotonic() - started
+        log.info("guild %s is available again after %.1f s; writes resumed", guild.id, took)
+        runs = ", ".join(
+            f"{TITLES.get(run.kind, run.kind).lower()} `{run.run_id}`" for run in paused
+        )
+        await self.post(
+            f"⏸️ **The guild was unavailable on Discord** for {took:.1f} s (an outage). No new "
+            "write was sent meanwhile"
+            + (f"; the run(s) paused by it go on now: {runs}." if runs else ".")
+        )
+
+    async def _post_or_log(self, text: str) -> None:
+        """Post to the log channel if the bot can see it; while the guild holding it is not
+        available (READY's stub, an outage), log the text instead."""
+        if self.log_channel is None:
+            log.warning("log channel not available yet; message was: %s", text)
+            return
+        await self.post(text)
 
     # -- the log channel ---------------------------------------------------------------------
 
@@ -486,7 +654,8 @@ class SyncCog(commands.Cog, name="Sync"):
     async def _command_run(self, ctx: commands.Context, kind: str, options: str) -> None:
         dry_run = _parse_options(options)
         runs = self.runs
-        if runs is None or not self.ready.is_set():
+        whole = self.guild_state is not None and self.guild_state.fully_chunked
+        if runs is None or not self.ready.is_set() or not whole:
             await ctx.reply(
                 "Not ready yet: the bot is still loading the guild's member list.",
                 allowed_mentions=NO_PINGS,
@@ -602,6 +771,10 @@ def _reconcile_message(members: int, stopped: list[ActiveRun]) -> str:
         )
         text += f"\nStopped when the session was replaced, redone by these syncs: {runs}."
     return text
+
+
+def _in_seconds(seconds: float) -> str:
+    return f"in {seconds:.0f} s" if seconds >= 0.5 else "now"
 
 
 def _parse_options(options: str) -> bool:

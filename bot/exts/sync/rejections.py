@@ -6,7 +6,8 @@ and as many Sentry events. Instead each run keeps one message, posted at the fir
 and edited (at the live message's pace) as more arrive: the count per cause, the site's answer
 once, the first ids. Each cause is one Sentry event, fingerprinted so repeats group together.
 Every id goes to the bot's log, and when more were rejected than the message shows, the final
-edit attaches them all as a file.
+edit attaches them all as a file. When that edit cannot land (the message was deleted, is over an
+hour old, or Discord keeps failing), the final count is posted as a new message instead.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import discord
 
 from bot.engine.progress import BadRecords
-from bot.exts.sync.messages import count, fit, id_list, site_message
+from bot.exts.sync.messages import MESSAGE_LIMIT, count, fit, id_list, site_message
 from bot.exts.sync.tracing import ErrorTracker
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,44 @@ NO_PINGS = discord.AllowedMentions.none()
 CAUSES_SHOWN = 5
 IDS_SHOWN = 25
 IDS_FILE = "rejected-user-ids.txt"
+MAX_OLD_MESSAGE_EDITS = 30046
+"""Discord's code for "Maximum number of edits to messages older than 1 hour reached"."""
+EDIT_ERRORS = (discord.HTTPException, discord.RateLimited)
+"""What an edit of a log message may raise: discord.py raises RateLimited instead of waiting
+when a 429 asks for longer than the client's `max_ratelimit_timeout`."""
+
+
+@dataclass(frozen=True)
+class EditFailure:
+    why: str
+    """Why the message could not be edited, in moderators' words (no text of Discord's)."""
+    lasting: bool
+    """Whether editing it again in this run cannot succeed (or only adds invalid requests,
+    which count towards Discord's Cloudflare ban)."""
+
+
+def edit_failure(error: Exception) -> EditFailure:
+    if isinstance(error, discord.NotFound):
+        return EditFailure("it was deleted", True)
+    if isinstance(error, discord.Forbidden):
+        return EditFailure("Discord no longer lets the bot edit it", True)
+    if isinstance(error, discord.RateLimited):
+        return EditFailure(f"Discord asked to wait {error.retry_after:.0f} s", True)
+    if isinstance(error, discord.HTTPException) and error.code == MAX_OLD_MESSAGE_EDITS:
+        return EditFailure("it is older than an hour and Discord refuses more edits of it", True)
+    if isinstance(error, discord.DiscordServerError):
+        return EditFailure(f"Discord kept failing: HTTP {error.status}", False)
+    status = error.status if isinstance(error, discord.HTTPException) else "?"
+    return EditFailure(f"Discord answered HTTP {status}", False)
+
+
+def with_note(text: str, note: str) -> str:
+    """`text` with a `-# note` line before its last line (the run's id), within the limit."""
+    body, _, last = text.rpartition("\n")
+    if not body:
+        body, last = last, ""
+    tail = f"\n-# {note}" + (f"\n{last}" if last else "")
+    return fit(body, MESSAGE_LIMIT - len(tail)) + tail
 
 
 @dataclass
@@ -61,6 +100,11 @@ class Rejections:
         self.posted_at: float | None = None
         self._last_edit = 0.0
         self._pending: asyncio.Task[None] | None = None
+        self._in_flight: asyncio.Future[bool] | None = None
+        """An edit being sent: closing waits for it rather than cancel discord.py's request."""
+        self._lost: str | None = None
+        """Why the message can no longer be edited (set by a lasting failure)."""
+        self._last_failure: str | None = None
 
     @property
     def total(self) -> int:
@@ -87,18 +131,34 @@ class Rejections:
             self._pending = asyncio.create_task(self._edit_after(wait))
 
     async def close(self) -> None:
-        """The final edit: every cause counted, all ids attached when more than shown."""
+        """The final edit: every cause counted, all ids attached when more than shown; posted
+        as a new message when the first one could not be posted or edited."""
         if self._pending is not None:
             self._pending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pending
-        if self.message is None:
+        if self._in_flight is not None:
+            await asyncio.wait([self._in_flight])
+        if not self.causes:
             return
-        wait = self._last_edit + self.min_edit_interval - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        files = [self._ids_file()] if self._overflows() else []
-        await self._edit(attachments=files)
+        if self.message is not None and self._lost is None:
+            wait = self._last_edit + self.min_edit_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            files = [self._ids_file()] if self._overflows() else []
+            if await self._edit(attachments=files):
+                return
+        text = self.render()
+        if self.message is not None:
+            why = self._lost or self._last_failure or "Discord refused the edit"
+            text = with_note(
+                text, f"The message above could not be updated ({why}), so its final count is here."
+            )
+        files = {"files": [self._ids_file()]} if self._overflows() else {}
+        try:
+            await self.channel.send(text, allowed_mentions=NO_PINGS, **files)
+        except EDIT_ERRORS:
+            log.exception("could not post the rejected records of run %s", self.run_id)
 
     def render(self) -> str:
         total = self.total
@@ -151,19 +211,33 @@ class Rejections:
     async def _post(self) -> None:
         try:
             self.message = await self.channel.send(self.render(), allowed_mentions=NO_PINGS)
-        except discord.HTTPException:
-            log.exception("could not post the rejected records of run %s", self.run_id)
+        except EDIT_ERRORS as error:  # the next rejection, or the run's end, posts it again
+            log.warning("could not post the rejected records of run %s: %s", self.run_id, error)
         self.posted_at = self._last_edit = time.monotonic()
 
     async def _edit_after(self, wait: float) -> None:
         await asyncio.sleep(wait)
-        await self._edit()
+        self._in_flight = asyncio.ensure_future(self._edit())
+        await asyncio.shield(self._in_flight)
 
-    async def _edit(self, **extra: object) -> None:
-        if self.message is None:
-            return
+    async def _edit(self, **extra: object) -> bool:
+        """Whether the edit landed; a lasting failure stops every later edit."""
+        if self.message is None or self._lost is not None:
+            return False
         try:
             await self.message.edit(content=self.render(), allowed_mentions=NO_PINGS, **extra)
-        except discord.HTTPException:
-            log.exception("could not edit the rejected records of run %s", self.run_id)
-        self._last_edit = time.monotonic()
+            return True
+        except EDIT_ERRORS as error:
+            failure = edit_failure(error)
+            self._last_failure = failure.why
+            if failure.lasting:
+                self._lost = failure.why
+            log.warning(
+                "could not edit the rejected records of run %s (%s): %s",
+                self.run_id,
+                failure.why,
+                error,
+            )
+            return False
+        finally:
+            self._last_edit = time.monotonic()

@@ -4,6 +4,11 @@ The live message is edited at most once every `min_edit_interval` seconds (Disco
 message edits per five seconds per channel, and moderators read it, not a ticker). discord.py
 itself waits out any 429 Discord still answers. Errors are posted as their own messages so they
 stay visible after the live message has moved on.
+
+The summary always lands: when the live message cannot take it (never posted, deleted, over an
+hour old and refused by Discord's limit on such edits, or edits failing after discord.py's
+retries), it is posted as a new message that says why. A lasting refusal (404, 403, 30046) also
+stops the live edits, which would only add invalid requests.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from bot.exts.sync.messages import (
     progress_bar,
     site_message,
 )
-from bot.exts.sync.rejections import Rejections
+from bot.exts.sync.rejections import EDIT_ERRORS, Rejections, edit_failure, with_note
 from bot.exts.sync.tracing import ErrorTracker
 
 log = logging.getLogger(__name__)
@@ -97,6 +102,14 @@ class RunReporter:
         self._last_edit = 0.0
         self._dirty = asyncio.Event()
         self._editor: asyncio.Task[None] | None = None
+        self._in_flight: asyncio.Future[bool] | None = None
+        """The live edit being sent, which closing waits for instead of cancelling: cancelled
+        while discord.py sleeps out a global 429, it would leave every later request waiting."""
+        self._not_posted: str | None = None
+        """Why the live message could not be posted, if it could not."""
+        self._lost: str | None = None
+        """Why the live message can no longer be edited (set by a lasting failure)."""
+        self._last_failure: str | None = None
 
     @property
     def jump_url(self) -> str | None:
@@ -106,8 +119,10 @@ class RunReporter:
         """Post the live message; a log channel that refuses it does not stop the run."""
         try:
             self.message = await self.channel.send(fit(self.render()), allowed_mentions=NO_PINGS)
-        except discord.HTTPException:
-            log.exception("could not post the live message of run %s", self.run_id)
+        except EDIT_ERRORS as error:
+            status = getattr(error, "status", 429)
+            self._not_posted = f"Discord answered HTTP {status}"
+            log.warning("could not post the live message of run %s: %s", self.run_id, error)
         self._last_edit = time.monotonic()
         self._editor = asyncio.create_task(self._edit_loop(), name=f"sync-report-{self.run_id}")
         return self.message
@@ -277,16 +292,49 @@ class RunReporter:
             if wait > 0:
                 await asyncio.sleep(wait)
             self._dirty.clear()
-            await self._edit(self.render())
+            self._in_flight = asyncio.ensure_future(self._edit(self.render()))
+            await asyncio.shield(self._in_flight)
 
-    async def _edit(self, text: str) -> None:
-        if self.message is None:
-            return
+    async def _edit(self, text: str) -> bool:
+        """Whether the edit landed; a lasting failure stops every later edit."""
+        if self.message is None or self._lost is not None:
+            return False
         try:
             await self.message.edit(content=text, allowed_mentions=NO_PINGS)
-        except discord.HTTPException:
-            log.exception("could not edit the live sync message")
-        self._last_edit = time.monotonic()
+            return True
+        except EDIT_ERRORS as error:
+            failure = edit_failure(error)
+            self._last_failure = failure.why
+            if failure.lasting:
+                self._lost = failure.why
+            log.warning(
+                "could not edit the live message of run %s (%s): %s",
+                self.run_id,
+                failure.why,
+                error,
+            )
+            return False
+        finally:
+            self._last_edit = time.monotonic()
+
+    async def _post_summary(self, text: str) -> None:
+        """The summary as a new message, when the live message could not take it."""
+        if self.message is None:
+            note = (
+                f"The run's live message could not be posted ({self._not_posted}), so its "
+                "summary is posted here."
+                if self._not_posted
+                else None
+            )
+        else:
+            why = self._lost or self._last_failure or "Discord refused the edit"
+            note = f"The live message above could not be updated ({why}), so the summary is here."
+        try:
+            await self.channel.send(
+                with_note(text, note) if note else text, allowed_mentions=NO_PINGS
+            )
+        except EDIT_ERRORS:
+            log.exception("could not post the summary of run %s", self.run_id)
 
     async def close(self, finished: RunFinished) -> None:
         """Stop live edits and show the summary (still no sooner than the edit interval)."""
@@ -295,14 +343,20 @@ class RunReporter:
         if self._editor is not None:
             self._editor.cancel()
             await asyncio.wait([self._editor])
+        if self._in_flight is not None:
+            await asyncio.wait([self._in_flight])
         # Errors first: once the summary shows, the run's story is complete (is_final_summary).
         await self.rejections.close()
         if finished.error and finished.status in ("failed", "partial"):
             await self.error(f"the run ended {finished.status}.", detail=finished.error)
-        wait = self._last_edit + self.min_edit_interval - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        await self._edit(self.render(finished))
+        text = self.render(finished)
+        if self.message is not None and self._lost is None:
+            wait = self._last_edit + self.min_edit_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if await self._edit(text):
+                return
+        await self._post_summary(text)
 
 
 STATUS_ICONS = {

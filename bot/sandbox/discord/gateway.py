@@ -3,6 +3,13 @@ dispatches in sequence order.
 
 Every dispatch of a session goes through its replay buffer first and then, if a socket is attached,
 into that socket's outbound queue, so a dropped connection loses nothing a RESUME cannot replay.
+
+Faults Discord's gateway has, each off by default (see `Gateway.__init__`; the facade's docstrings
+say how a test switches them): sessions ended by a 4007/4009 close or expired after their socket
+has been gone too long; RATE_LIMITED for a second request for all of a guild's members within
+30 s; member chunks sent at a pace, or held at a gate, between other dispatches; guilds
+unavailable at READY (GUILD_CREATE when a test says, or after a delay) and outages
+(GUILD_DELETE `unavailable: true`, later GUILD_CREATE); heartbeats enforced; op 7 RECONNECT.
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +46,17 @@ CLOSE_DECODE_ERROR = 4002
 CLOSE_NOT_AUTHENTICATED = 4003
 CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_ALREADY_AUTHENTICATED = 4005
+CLOSE_INVALID_SEQ = 4007
+CLOSE_SESSION_TIMED_OUT = 4009
 CLOSE_INVALID_INTENTS = 4013
 CLOSE_DISALLOWED_INTENTS = 4014
+SESSION_ENDING_CLOSES = frozenset({CLOSE_INVALID_SEQ, CLOSE_SESSION_TIMED_OUT})
+"""Close codes whose documented meaning is "reconnect and start a new session": a RESUME after
+one of them is answered INVALID_SESSION (d=false), so the client identifies again."""
+MEMBER_REQUEST_WINDOW_S = 30.0
+"""Discord's limit since August 2025 on REQUEST_GUILD_MEMBERS for all members (query "" and
+limit 0): one request per guild per bot every 30 s; another one gets a RATE_LIMITED dispatch
+and no chunks. Requests with a query or user ids are not limited this way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +69,17 @@ class MemberRequest:
     user_ids: tuple[int, ...]
     nonce: str | None
     chunk_count: int
+    rate_limited: bool = False
+    """Answered with RATE_LIMITED instead of chunks (chunk_count is then 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitedRequest:
+    """A RATE_LIMITED dispatch the gateway sent for a REQUEST_GUILD_MEMBERS (opcode 8)."""
+
+    guild_id: int
+    nonce: str | None
+    retry_after: float
 
 
 @dataclass
@@ -68,6 +96,18 @@ class GatewayStats:
     connection_paths: list[str] = field(default_factory=list)
     member_requests: list[MemberRequest] = field(default_factory=list)
     dispatched: Counter[str] = field(default_factory=Counter)
+    rate_limited: list[RateLimitedRequest] = field(default_factory=list)
+    """Requests for all of a guild's members refused within the 30 s window, in order."""
+    sessions_ended: int = 0
+    """Sessions discarded because their connection closed with 4007 or 4009."""
+    sessions_expired: int = 0
+    """RESUMEs refused because the session had been without a socket past `session_expiry_s`."""
+    heartbeat_timeouts: int = 0
+    """Connections closed (4009) for missing heartbeats."""
+    reconnects_requested: int = 0
+    """op 7 RECONNECT frames sent (`request_reconnect`)."""
+    withheld: Counter[str] = field(default_factory=Counter)
+    """Dispatches not sent because their guild was unavailable, by event name."""
 
 
 _CLOSE = object()
@@ -85,6 +125,9 @@ class Connection:
         self._writer = asyncio.create_task(self._write_forever())
         self.session: GatewaySession | None = None
         self.close_code_sent: int | None = None
+        self.last_heartbeat = time.monotonic()
+        """When the client last heartbeated (the connection's start counts as one)."""
+        self.watchdog: asyncio.Task[None] | None = None
 
     def send(self, frame: str) -> None:
         self._outbox.put_nowait(frame)
@@ -101,9 +144,12 @@ class Connection:
             self._transport.abort()
 
     async def stop(self) -> None:
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        for task in (self._writer, self.watchdog):
+            if task is None:
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _write_forever(self) -> None:
         while True:
@@ -123,16 +169,34 @@ class GatewaySession:
     heartbeats acknowledge them, up to a cap past which a RESUME is refused."""
 
     def __init__(
-        self, session_id: str, intents: int, large_threshold: int, replay_cap: int
+        self,
+        session_id: str,
+        intents: int,
+        large_threshold: int,
+        replay_cap: int,
+        guild_ids: frozenset[int] = frozenset(),
     ) -> None:
         self.session_id = session_id
         self.intents = intents
         self.large_threshold = large_threshold
+        self.guild_ids = guild_ids
+        """The guilds of this session's shard (READY listed them)."""
         self.sequence = 0
         self.connection: Connection | None = None
+        self.disconnected_at: float | None = None
+        """When the session lost its socket (None while one is attached)."""
         self._replay: deque[tuple[int, str]] = deque()
         self._replay_cap = replay_cap
         self._dropped_through = 0
+
+    def attach(self, connection: Connection) -> None:
+        self.connection = connection
+        connection.session = self
+        self.disconnected_at = None
+
+    def detach(self) -> None:
+        self.connection = None
+        self.disconnected_at = time.monotonic()
 
     def wants(self, intent: int | None) -> bool:
         return intent is None or bool(self.intents & intent)
@@ -160,6 +224,45 @@ class GatewaySession:
         return [frame for seq, frame in self._replay if seq > since]
 
 
+class ChunkGate:
+    """Holds member chunk deliveries: once `after` more chunks have gone out, every delivery
+    waits before its next chunk until the gate opens (`LoopbackDiscord.hold_chunks`)."""
+
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        self._on_change = on_change
+        self._budget: int | None = None
+        self._opened = asyncio.Event()
+        self._opened.set()
+        self.waiting = 0
+        """Deliveries waiting at the shut gate."""
+
+    @property
+    def armed(self) -> bool:
+        return self._budget is not None
+
+    def shut_after(self, chunks: int) -> None:
+        self._budget = max(0, chunks)
+        self._opened.clear()
+
+    def open(self) -> None:
+        self._budget = None
+        self._opened.set()
+
+    async def turn(self) -> None:
+        """Wait until this delivery may send its next chunk."""
+        if self._budget is None:
+            return
+        if self._budget > 0:
+            self._budget -= 1
+            return
+        self.waiting += 1
+        self._on_change()
+        try:
+            await self._opened.wait()
+        finally:
+            self.waiting -= 1
+
+
 class Gateway:
     def __init__(
         self,
@@ -169,15 +272,37 @@ class Gateway:
         resume_url: Callable[[], str],
         on_change: Callable[[], None],
         replay_cap: int = 10_000,
+        session_expiry_s: float | None = None,
+        member_request_window_s: float | None = None,
+        chunk_interval_s: float = 0.0,
+        guild_create_delay_s: float = 0.0,
+        heartbeat_timeout_multiple: float | None = None,
     ) -> None:
         self._world = world
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._resume_url = resume_url
         self._on_change = on_change
         self._replay_cap = replay_cap
+        self.session_expiry_s = session_expiry_s
+        """A session whose socket has been gone this long cannot be resumed (None: never
+        expires). Discord keeps a session "a few minutes" after a close other than 1000/1001."""
+        self.member_request_window_s = member_request_window_s
+        """RATE_LIMITED for a request for all of a guild's members within this many seconds of
+        the last one answered (None: no limit; Discord's is MEMBER_REQUEST_WINDOW_S). Requests
+        are timed even while it is None, so switching it on counts the earlier ones."""
+        self.chunk_interval_s = chunk_interval_s
+        """Seconds between one member chunk and the next; 0 sends them all at once."""
+        self.guild_create_delay_s = guild_create_delay_s
+        """Seconds between READY and the GUILD_CREATEs that follow it."""
+        self.heartbeat_timeout_multiple = heartbeat_timeout_multiple
+        """Close (4009) a connection that has not heartbeated for this many heartbeat intervals
+        (None: never)."""
+        self.chunk_gate = ChunkGate(on_change)
         self.sessions: dict[str, GatewaySession] = {}
         self.connections: set[Connection] = set()
         self.stats = GatewayStats()
+        self._all_members_asked_at: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- dispatching -------------------------------------------------------------------------
 
@@ -190,7 +315,14 @@ class Gateway:
         without_message_content: JSONDict | None = None,
     ) -> None:
         """Sends an event to every session whose intents ask for it; sessions lacking
-        MESSAGE_CONTENT get `without_message_content` instead when it is given."""
+        MESSAGE_CONTENT get `without_message_content` instead when it is given. Nothing is sent
+        for a guild that is unavailable (Discord sends no events of a guild in an outage)."""
+        guild_id = payload.get("guild_id")
+        if guild_id is not None:
+            guild = self._world.guilds.get(int(guild_id))
+            if guild is not None and guild.unavailable:
+                self.stats.withheld[event] += 1
+                return
         data_json = dumps(payload)
         redacted_json = None if without_message_content is None else dumps(without_message_content)
         for session in self.sessions.values():
@@ -204,15 +336,15 @@ class Gateway:
 
     def drop_connections(self, close_code: int | None = None) -> int:
         """Ends every live socket (abruptly when close_code is None) while keeping the sessions
-        resumable; events dispatched afterwards wait in the replay buffers."""
+        resumable, unless the close code is 4007 or 4009, which end them; events dispatched
+        afterwards wait in the replay buffers of the sessions kept."""
         dropped = 0
         for connection in list(self.connections):
-            if connection.session is not None and connection.session.connection is connection:
-                connection.session.connection = None
             if close_code is None:
+                self._detach(connection)
                 connection.abort()
             else:
-                connection.close(close_code, "Dropped by the loopback Discord.")
+                self._end_connection(connection, close_code, "Dropped by the loopback Discord.")
             dropped += 1
         return dropped
 
@@ -220,11 +352,64 @@ class Gateway:
         """Makes every later RESUME fail with INVALID_SESSION, as after a long outage."""
         self.sessions.clear()
 
+    def request_reconnect(self) -> int:
+        """Sends op 7 RECONNECT on every identified connection ("reconnect and resume
+        immediately"); the session stays resumable. Returns how many were asked."""
+        asked = 0
+        for connection in list(self.connections):
+            if connection.session is not None and connection.close_code_sent is None:
+                connection.send('{"op":7,"d":null}')
+                asked += 1
+        self.stats.reconnects_requested += asked
+        self._on_change()
+        return asked
+
+    def watch_heartbeats(self) -> None:
+        """Starts the heartbeat watchdog of every live connection that has none (the ones that
+        connect later get theirs at HELLO while `heartbeat_timeout_multiple` is set)."""
+        for connection in self.connections:
+            if connection.watchdog is None and self.heartbeat_timeout_multiple is not None:
+                connection.watchdog = asyncio.create_task(self._watch_heartbeats(connection))
+
+    def note_member_request(self, guild_id: int) -> None:
+        """Counts a request for all of the guild's members now, as another process of this bot
+        (same application) would have: Discord's 30 s limit is per guild per bot."""
+        self._all_members_asked_at[guild_id] = time.monotonic()
+
+    def guild_unavailable(self, guild: GuildState) -> None:
+        """An outage: GUILD_DELETE with `unavailable: true` to every session holding the guild;
+        until `guild_available`, no event of the guild is sent, a session identifying meanwhile
+        gets no GUILD_CREATE for it and its member requests are not answered."""
+        if guild.unavailable:
+            return
+        guild.unavailable = True
+        data_json = dumps({"id": str(guild.id), "unavailable": True})
+        for session in self.sessions.values():
+            if guild.id in session.guild_ids:
+                session.dispatch("GUILD_DELETE", data_json)
+                self.stats.dispatched["GUILD_DELETE"] += 1
+        self._on_change()
+
+    def guild_available(self, guild: GuildState) -> None:
+        """The guild is back (or arrives late after READY): a GUILD_CREATE with its current
+        state to every session holding it, as Discord sends when an outage ends."""
+        if not guild.unavailable:
+            return
+        guild.unavailable = False
+        for session in self.sessions.values():
+            if guild.id in session.guild_ids:
+                self._send_guild_create(session, guild)
+        self._on_change()
+
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         for connection in list(self.connections):
             connection.close(1001, "Loopback Discord shutting down.")
         for connection in list(self.connections):
             await connection.stop()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- websocket handling ------------------------------------------------------------------
 
@@ -236,6 +421,7 @@ class Gateway:
         self.stats.connection_paths.append(request.path)
         hello = {"op": 10, "d": {"heartbeat_interval": self._heartbeat_interval_ms}}
         connection.send(dumps(hello))
+        self.watch_heartbeats()
         self._on_change()
         try:
             async for message in socket:
@@ -263,16 +449,45 @@ class Gateway:
         session = connection.session
         if session is None or session.connection is not connection:
             return
-        session.connection = None
-        if close_code in (1000, 1001):
+        session.detach()
+        if close_code in (1000, 1001) and connection.close_code_sent is None:
             # A clean close by the client ends the session, as it does on Discord.
             self.sessions.pop(session.session_id, None)
+
+    def _detach(self, connection: Connection) -> None:
+        session = connection.session
+        if session is not None and session.connection is connection:
+            session.detach()
+
+    def _end_connection(self, connection: Connection, code: int, reason: str) -> None:
+        """Closes with `code`; a 4007 or 4009 close also ends the connection's session."""
+        session = connection.session
+        if session is not None and code in SESSION_ENDING_CLOSES:
+            ended = self.sessions.pop(session.session_id, None)
+            self.stats.sessions_ended += ended is not None
+        self._detach(connection)
+        connection.close(code, reason)
+
+    async def _watch_heartbeats(self, connection: Connection) -> None:
+        while self.heartbeat_timeout_multiple is not None:
+            allowed = self._heartbeat_interval_ms / 1000 * self.heartbeat_timeout_multiple
+            remaining = connection.last_heartbeat + allowed - time.monotonic()
+            if remaining <= 0:
+                self.stats.heartbeat_timeouts += 1
+                self._end_connection(
+                    connection, CLOSE_SESSION_TIMED_OUT, "Session timed out: no heartbeat."
+                )
+                self._on_change()
+                return
+            await asyncio.sleep(remaining)  # the emulator's own timer, not a wait for the client
+        connection.watchdog = None
 
     def _receive(self, connection: Connection, payload: JSONDict) -> None:
         op = payload.get("op")
         data = payload.get("d")
         if op == 1:
             self.stats.heartbeats += 1
+            connection.last_heartbeat = time.monotonic()
             if connection.session is not None:
                 connection.session.acknowledge(data)
             connection.send('{"op":11}')
@@ -307,19 +522,40 @@ class Gateway:
             connection.close(CLOSE_DISALLOWED_INTENTS, "Disallowed intent(s).")
             return
         self.stats.identifies += 1
-        session = GatewaySession(
-            secrets.token_hex(16), intents, int(data.get("large_threshold", 50)), self._replay_cap
-        )
         guilds = _shard_guilds(world, data.get("shard"))
-        session.connection = connection
-        connection.session = session
+        session = GatewaySession(
+            secrets.token_hex(16),
+            intents,
+            int(data.get("large_threshold", 50)),
+            self._replay_cap,
+            frozenset(guild.id for guild in guilds),
+        )
+        session.attach(connection)
         session.dispatch("READY", dumps(self._ready_payload(session, guilds)))
-        for guild in guilds:
-            create = guild.to_create_json(
-                large_threshold=session.large_threshold, bot_user_id=world.bot_user.id
-            )
-            session.dispatch("GUILD_CREATE", dumps(create))
         self.sessions[session.session_id] = session
+        if self.guild_create_delay_s > 0:
+            self._spawn(self._guild_creates_later(session, self.guild_create_delay_s))
+            return
+        for guild in guilds:
+            if not guild.unavailable:
+                self._send_guild_create(session, guild)
+
+    async def _guild_creates_later(self, session: GatewaySession, delay: float) -> None:
+        await asyncio.sleep(delay)  # the emulator's configured delay, not a wait for the client
+        if self.sessions.get(session.session_id) is not session:
+            return
+        for guild_id in sorted(session.guild_ids):
+            guild = self._world.guilds.get(guild_id)
+            if guild is not None and not guild.unavailable:
+                self._send_guild_create(session, guild)
+        self._on_change()
+
+    def _send_guild_create(self, session: GatewaySession, guild: GuildState) -> None:
+        create = guild.to_create_json(
+            large_threshold=session.large_threshold, bot_user_id=self._world.bot_user.id
+        )
+        session.dispatch("GUILD_CREATE", dumps(create))
+        self.stats.dispatched["GUILD_CREATE"] += 1
 
     def _ready_payload(self, session: GatewaySession, guilds: list[GuildState]) -> JSONDict:
         world = self._world
@@ -344,6 +580,10 @@ class Gateway:
             connection.close(CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
             return
         session = self.sessions.get(str(data.get("session_id")))
+        if session is not None and self._expired(session):
+            del self.sessions[session.session_id]
+            self.stats.sessions_expired += 1
+            session = None
         frames = None if session is None else session.frames_after(data.get("seq"))
         if session is None or frames is None:
             self.stats.invalid_sessions += 1
@@ -357,18 +597,28 @@ class Gateway:
         for frame in frames:
             connection.send(frame)
         self.stats.replayed += len(frames)
-        session.connection = connection
-        connection.session = session
+        session.attach(connection)
         session.dispatch("RESUMED", "{}")
+
+    def _expired(self, session: GatewaySession) -> bool:
+        expiry, gone_since = self.session_expiry_s, session.disconnected_at
+        if expiry is None or gone_since is None:
+            return False
+        return time.monotonic() - gone_since >= expiry
 
     def _request_members(self, session: GatewaySession, data: JSONDict) -> None:
         guild = self._world.guilds.get(int(data.get("guild_id", 0)))
-        if guild is None:
+        if guild is None or guild.unavailable:
             return
         query = data.get("query")
         limit = int(data.get("limit") or 0)
         user_ids = tuple(int(user_id) for user_id in data.get("user_ids") or ())
         nonce = data.get("nonce")
+        if not query and not limit and not user_ids and self._rate_limited(session, guild, nonce):
+            self.stats.member_requests.append(
+                MemberRequest(guild.id, query, limit, user_ids, nonce, 0, rate_limited=True)
+            )
+            return
         members, not_found = _select_members(guild, query, limit, user_ids)
         chunk_count = max(1, -(-len(members) // CHUNK_SIZE))
         self.stats.member_requests.append(
@@ -377,16 +627,80 @@ class Gateway:
         tail = f',"chunk_count":{chunk_count}'
         if nonce is not None:
             tail += f',"nonce":{dumps(nonce)}'
+        if self.chunk_interval_s > 0 or self.chunk_gate.armed:
+            ids = [member.id for member in members]
+            self._spawn(self._deliver_chunks(session, guild, ids, chunk_count, tail, not_found))
+            return
         for index in range(chunk_count):
             batch = members[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE]
-            body = ",".join(member.json() for member in batch)
-            extra = f',"not_found":{dumps(not_found)}' if not_found and index == 0 else ""
-            data_json = (
-                f'{{"guild_id":"{guild.id}","members":[{body}],"chunk_index":{index}{tail}{extra}}}'
-            )
-            session.dispatch("GUILD_MEMBERS_CHUNK", data_json)
+            chunk = _chunk_json(guild, batch, index, tail, not_found)
+            session.dispatch("GUILD_MEMBERS_CHUNK", chunk)
             self.stats.chunks_sent += 1
         self.stats.dispatched["GUILD_MEMBERS_CHUNK"] += chunk_count
+
+    def _rate_limited(self, session: GatewaySession, guild: GuildState, nonce: Any) -> bool:
+        """Discord's limit on requests for all members: within the window of the last answered
+        one, a RATE_LIMITED dispatch (opcode 8, `retry_after` in seconds, `meta` naming the guild
+        and nonce) instead of chunks. Only answered requests start a window."""
+        now = time.monotonic()
+        window = self.member_request_window_s
+        last = self._all_members_asked_at.get(guild.id)
+        if window is not None and last is not None and now - last < window:
+            retry_after = round(window - (now - last), 3)
+            meta: JSONDict = {"guild_id": str(guild.id)}
+            if nonce is not None:
+                meta["nonce"] = nonce
+            payload = {"opcode": 8, "retry_after": retry_after, "meta": meta}
+            session.dispatch("RATE_LIMITED", dumps(payload))
+            self.stats.dispatched["RATE_LIMITED"] += 1
+            self.stats.rate_limited.append(RateLimitedRequest(guild.id, nonce, retry_after))
+            return True
+        self._all_members_asked_at[guild.id] = now
+        return False
+
+    async def _deliver_chunks(
+        self,
+        session: GatewaySession,
+        guild: GuildState,
+        ids: list[int],
+        chunk_count: int,
+        tail: str,
+        not_found: list[str],
+    ) -> None:
+        """Chunks one at a time, each built when it is sent from the members then still in the
+        guild (a member who left since the request is skipped, a changed one sent as they are
+        now), so the events dispatched in between (joins, leaves, updates) keep their order
+        relative to the chunks, as on one Discord connection."""
+        for index in range(chunk_count):
+            if index and self.chunk_interval_s > 0:
+                await asyncio.sleep(self.chunk_interval_s)  # the configured pace
+            await self.chunk_gate.turn()
+            if self.sessions.get(session.session_id) is not session or guild.unavailable:
+                return  # the session ended (a fresh one asks again) or the guild went away
+            hidden = guild.gateway_hidden
+            batch = [
+                member
+                for user_id in ids[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE]
+                if (member := guild.members.get(user_id)) is not None and user_id not in hidden
+            ]
+            chunk = _chunk_json(guild, batch, index, tail, not_found)
+            session.dispatch("GUILD_MEMBERS_CHUNK", chunk)
+            self.stats.chunks_sent += 1
+            self.stats.dispatched["GUILD_MEMBERS_CHUNK"] += 1
+            self._on_change()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _chunk_json(
+    guild: GuildState, batch: list[MemberState], index: int, tail: str, not_found: list[str]
+) -> str:
+    body = ",".join(member.json() for member in batch)
+    extra = f',"not_found":{dumps(not_found)}' if not_found and index == 0 else ""
+    return f'{{"guild_id":"{guild.id}","members":[{body}],"chunk_index":{index}{tail}{extra}}}'
 
 
 def _enabled_privileged_intents(application_flags: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import UNKNOWN_CHANNEL, ApiError, unknown
@@ -45,6 +45,17 @@ class MessageService:
         self._snowflakes = snowflakes
         self._on_change = on_change
         self.stats = MessageStats()
+        self._created_at: dict[int, datetime] = {}
+        """Creation times tests set (`backdate`), in place of the first version's."""
+
+    def backdate(self, message: StoredMessage, age: timedelta) -> None:
+        """From now on the message counts as `age` old for Discord's limits on old messages
+        (its id and `timestamp` keep its real creation time)."""
+        self._created_at[message.id] = datetime.now(UTC) - age
+
+    def age_s(self, message: StoredMessage) -> float:
+        created = self._created_at.get(message.id, message.versions[0].at)
+        return (datetime.now(UTC) - created).total_seconds()
 
     def create(
         self,

@@ -1,12 +1,16 @@
 """REST routes under /api/v10 for the calls discord.py makes, with Discord's status codes,
 JSON errors and rate limit headers. Anything else answers 404 and is recorded, so tests can
-assert the bot never relied on a route the emulator does not model."""
+assert the bot never relied on a route the emulator does not model.
+
+`RestFaults` holds the faults a test injects for the next N requests of chosen routes: 5xx
+answers from Discord's edge (502, 503, ...), global 429s, and 429s without a `Via` header (a
+Cloudflare ban). Each one served is counted in `RestFaults.served`."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -21,11 +25,91 @@ from .errors import (
 from .guilds import GuildService
 from .interactions import InteractionService
 from .messages import EDIT_OTHERS_MESSAGE, UPLOADED_FILES, MessageService
-from .ratelimit import RateLimiter
+from .ratelimit import (
+    GLOBAL_BUCKET,
+    OLD_MESSAGE_AGE_S,
+    RateLimitDecision,
+    RateLimiter,
+    global_rate_limit,
+)
 from .state import JSONDict, StoredMessage, World, dumps
 
 API_PREFIX = "/api/v10"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MESSAGE_SEND = "message_send"
+MESSAGE_EDIT = "message_edit"
+INTERACTION_CALLBACK = "interaction_callback"
+WEBHOOK_SEND = "webhook_send"
+WEBHOOK_EDIT = "webhook_edit"
+"""Route names faults are aimed at (the rate limiter's buckets use the same names); every other
+route is named after its handler (`get_member`, `add_member_role`, ...)."""
+
+SERVER_ERROR = "server_error"
+GLOBAL_429 = "global_429"
+CLOUDFLARE_429 = "cloudflare_429"
+OLD_MESSAGE_EDIT_30046 = "old_message_edit_30046"
+CLOUDFLARE_BAN_MESSAGE = (
+    "You are being blocked from accessing our API temporarily due to exceeding our rate limits "
+    "frequently. Please read our docs at https://discord.com/developers/docs/topics/rate-limits "
+    "to prevent this moving forward."
+)
+SERVER_ERROR_REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+@dataclass
+class InjectedFault:
+    kind: str
+    remaining: int
+    routes: frozenset[str] | None
+    """The routes it hits (None: every route it can)."""
+    status: int = 0
+    retry_after: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{SERVER_ERROR}_{self.status}" if self.kind == SERVER_ERROR else self.kind
+
+
+@dataclass
+class RestFaults:
+    pending: list[InjectedFault] = field(default_factory=list)
+    served: Counter[str] = field(default_factory=Counter)
+    """Faults answered, by label: `server_error_502`, `global_429`, `cloudflare_429`,
+    `old_message_edit_30046`."""
+
+    def add(
+        self,
+        kind: str,
+        count: int,
+        routes: Collection[str] | None,
+        *,
+        status: int = 0,
+        retry_after: float = 0.0,
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        chosen = None if routes is None else frozenset(routes)
+        self.pending.append(InjectedFault(kind, count, chosen, status, retry_after))
+
+    def clear(self) -> None:
+        self.pending.clear()
+
+    def take(self, kind: str, route: str) -> InjectedFault | None:
+        """The first pending fault of `kind` aimed at `route`, spending one of its requests."""
+        for fault in self.pending:
+            if fault.kind == kind and (fault.routes is None or route in fault.routes):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self.pending.remove(fault)
+                self.served[fault.label] += 1
+                return fault
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +151,16 @@ class RestApi:
         self._limiter = limiter
         self._gateway_url = gateway_url
         self.stats = RestStats()
+        self.faults = RestFaults()
 
     def add_routes(self, app: web.Application) -> None:
+        named = {
+            self.create_message: MESSAGE_SEND,
+            self.edit_message: MESSAGE_EDIT,
+            self.callback: INTERACTION_CALLBACK,
+            self.create_followup: WEBHOOK_SEND,
+            self.edit_webhook_message: WEBHOOK_EDIT,
+        }
         bot_routes: list[tuple[str, str, Handler]] = [
             ("GET", "/users/@me", self.get_me),
             ("GET", "/users/{user_id:\\d+}", self.get_user),
@@ -108,25 +200,52 @@ class RestApi:
             ("PATCH", webhook + "/messages/{message_id}", self.edit_webhook_message),
             ("DELETE", webhook + "/messages/{message_id}", self.delete_webhook_message),
         ]
-        for method, path, handler in bot_routes:
-            app.router.add_route(method, API_PREFIX + path, self._guarded(handler, bot=True))
-        for method, path, handler in webhook_routes:
-            app.router.add_route(method, API_PREFIX + path, self._guarded(handler, bot=False))
+        for routes, bot in ((bot_routes, True), (webhook_routes, False)):
+            for method, path, handler in routes:
+                name = named.get(handler, handler.__name__)
+                guarded = self._guarded(handler, name, bot=bot)
+                app.router.add_route(method, API_PREFIX + path, guarded)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self.unimplemented)
 
-    def _guarded(self, handler: Handler, *, bot: bool) -> Handler:
+    def _guarded(self, handler: Handler, name: str, *, bot: bool) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             route = request.match_info.route.resource
             self.stats.calls[f"{request.method} {route.canonical if route else request.path}"] += 1
+            edge = self._edge_fault(name)
+            if edge is not None:
+                return edge
             if bot and request.headers.get("Authorization") != f"Bot {self._world.token}":
                 self.stats.unauthorized += 1
                 return json_response({"message": "401: Unauthorized", "code": 0}, 401)
+            # Interaction endpoints are not bound to the bot's global rate limit (Discord's docs).
+            if bot and (fault := self.faults.take(GLOBAL_429, name)) is not None:
+                decision = global_rate_limit(fault.retry_after)
+                self._limiter.record(GLOBAL_BUCKET, 0, decision)
+                return _too_many(decision)
             try:
                 return await handler(request)
             except ApiError as error:
                 return json_response(error.body(), error.status)
 
         return guarded
+
+    def _edge_fault(self, name: str) -> web.Response | None:
+        """What Discord's edge answers before the API sees the request: a Cloudflare ban (429
+        without `Via`, which discord.py raises at once as HTTPException), or a 5xx page."""
+        ban = self.faults.take(CLOUDFLARE_429, name)
+        if ban is not None:
+            headers = {"Retry-After": str(max(1, round(ban.retry_after)))}
+            return json_response({"message": CLOUDFLARE_BAN_MESSAGE, "code": 0}, 429, headers)
+        failure = self.faults.take(SERVER_ERROR, name)
+        if failure is not None:
+            reason = SERVER_ERROR_REASONS.get(failure.status, "Server Error")
+            title = f"{failure.status} {reason}"
+            return web.Response(
+                text=f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>",
+                status=failure.status,
+                content_type="text/html",
+            )
+        return None
 
     async def unimplemented(self, request: web.Request) -> web.Response:
         self.stats.unimplemented_calls.append(UnimplementedCall(request.method, request.path))
@@ -195,9 +314,9 @@ class RestApi:
 
     async def create_message(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
-        decision = self._limiter.hit("message_send", channel_id)
+        decision = self._limiter.hit(MESSAGE_SEND, channel_id)
         if not decision.allowed:
-            return json_response(decision.error_body(), 429, decision.headers)
+            return _too_many(decision)
         body = await _read_body(request)
         message = self._messages.create(channel_id, self._world.bot_user, body)
         return json_response(message.to_json(), headers=decision.headers)
@@ -207,14 +326,19 @@ class RestApi:
 
     async def edit_message(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
-        decision = self._limiter.hit("message_edit", channel_id)
+        decision = self._limiter.hit(MESSAGE_EDIT, channel_id)
         if not decision.allowed:
-            return json_response(decision.error_body(), 429, decision.headers)
+            return _too_many(decision)
         message = self._message(request)
         if message.author is not self._world.bot_user:
             raise ApiError(
                 403, EDIT_OTHERS_MESSAGE, "Cannot edit a message authored by another user"
             )
+        if self._messages.age_s(message) > OLD_MESSAGE_AGE_S:
+            old = self._limiter.old_message_edit(channel_id)
+            if not old.allowed:
+                self.faults.served[OLD_MESSAGE_EDIT_30046] += 1
+                return _too_many(old)
         self._messages.edit(message, await _read_body(request))
         return json_response(message.to_json(), headers=decision.headers)
 
@@ -286,18 +410,25 @@ class RestApi:
 
     async def create_followup(self, request: web.Request) -> web.Response:
         record = self._webhook_record(request)
+        decision = self._limiter.hit(WEBHOOK_SEND, record.id)
+        if not decision.allowed:
+            return _too_many(decision)
         message = self._interactions.followup(record, await _read_body(request))
         if request.query.get("wait") in ("1", "true", "True"):
-            return json_response(message.to_json())
-        return web.Response(status=204)
+            return json_response(message.to_json(), headers=decision.headers)
+        return web.Response(status=204, headers=decision.headers)
 
     async def get_webhook_message(self, request: web.Request) -> web.Response:
         return json_response(self._webhook_message(request).to_json())
 
     async def edit_webhook_message(self, request: web.Request) -> web.Response:
+        record = self._webhook_record(request)
+        decision = self._limiter.hit(WEBHOOK_EDIT, record.id)
+        if not decision.allowed:
+            return _too_many(decision)
         message = self._webhook_message(request)
         self._messages.edit(message, await _read_body(request))
-        return json_response(message.to_json())
+        return json_response(message.to_json(), headers=decision.headers)
 
     async def delete_webhook_message(self, request: web.Request) -> web.Response:
         self._messages.delete(self._webhook_message(request))
@@ -316,6 +447,10 @@ class RestApi:
         if not message_id.isdigit():
             raise unknown("Message", UNKNOWN_MESSAGE)
         return self._interactions.interaction_message(record, int(message_id))
+
+
+def _too_many(decision: RateLimitDecision) -> web.Response:
+    return json_response(decision.error_body(), 429, decision.headers)
 
 
 async def _read_body(request: web.Request) -> JSONDict:

@@ -5,8 +5,10 @@ members and moderators: change roles and members, post messages, click buttons, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
 from typing import Self
 
@@ -14,6 +16,7 @@ from aiohttp import web
 
 from .gateway import (
     GUILD_MEMBERS,
+    MEMBER_REQUEST_WINDOW_S,
     MESSAGE_CONTENT,
     Gateway,
     GatewayStats,
@@ -22,13 +25,31 @@ from .gateway import (
 from .guilds import _UNSET, GuildService, RoleAssigner, default_role_assignment
 from .interactions import BUTTON, InteractionRecord, InteractionService
 from .messages import MessageService, MessageStats
-from .ratelimit import DEFAULT_RULES, RateLimiter, RateLimitHit, RateLimitRule
-from .rest import API_PREFIX, RestApi, RestStats, UnimplementedCall
+from .ratelimit import (
+    DEFAULT_RULES,
+    INTERACTION_RULES,
+    OldMessageEdits,
+    RateLimiter,
+    RateLimitHit,
+    RateLimitRule,
+)
+from .rest import (
+    API_PREFIX,
+    CLOUDFLARE_429,
+    GLOBAL_429,
+    MESSAGE_EDIT,
+    MESSAGE_SEND,
+    SERVER_ERROR,
+    RestApi,
+    RestStats,
+    UnimplementedCall,
+)
 from .snowflake import SnowflakeFactory
 from .state import GuildState, MemberState, RoleState, StoredMessage, UserState, World
 
 GATEWAY_PATH = "/gateway/"
 RESUME_GATEWAY_PATH = "/resume-gateway/"
+PAST_AN_HOUR = timedelta(hours=1, minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +78,20 @@ class LoopbackDiscord:
         rate_limits: Mapping[str, RateLimitRule] = DEFAULT_RULES,
         advertise_rate_limits: bool = True,
         interaction_deadline: float = 3.0,
+        session_expiry_s: float | None = None,
+        member_request_window_s: float | None = None,
+        chunk_interval_s: float = 0.0,
+        guild_create_delay_s: float = 0.0,
+        heartbeat_timeout_multiple: float | None = None,
     ) -> None:
+        """The gateway's faults are off by default; each keyword switches one on from the start
+        (the methods under "the gateway's connections" switch them at any time):
+        `session_expiry_s` (a session cannot resume once its socket has been gone this long),
+        `member_request_window_s` (RATE_LIMITED for a second request for all of a guild's
+        members within this window; Discord's is 30 s), `chunk_interval_s` (seconds between
+        member chunks), `guild_create_delay_s` (GUILD_CREATEs this long after READY),
+        `heartbeat_timeout_multiple` (close 4009 a connection silent for this many heartbeat
+        intervals)."""
         self._snowflakes = SnowflakeFactory()
         application_id = self._snowflakes.next()
         bot_user = UserState(application_id, bot_name, None, bot=True)
@@ -77,6 +111,11 @@ class LoopbackDiscord:
             heartbeat_interval_ms=heartbeat_interval_ms,
             resume_url=lambda: self.resume_gateway_url,
             on_change=self._notify,
+            session_expiry_s=session_expiry_s,
+            member_request_window_s=member_request_window_s,
+            chunk_interval_s=chunk_interval_s,
+            guild_create_delay_s=guild_create_delay_s,
+            heartbeat_timeout_multiple=heartbeat_timeout_multiple,
         )
         self.ratelimiter = RateLimiter(rules=dict(rate_limits), advertise=advertise_rate_limits)
         self.guilds = GuildService(self.world, self.gateway, self._snowflakes, self._notify)
@@ -254,6 +293,13 @@ class LoopbackDiscord:
         author = self.world.users[author_id]
         return self.messages.create(channel_id, author, {"content": content})
 
+    def delete_message(self, channel_id: int, message_id: int) -> None:
+        """A moderator deletes a message (MESSAGE_DELETE); the bot's edits of it then get 404."""
+        message = self.world.find_message(channel_id, message_id)
+        if message is None:
+            raise LookupError(f"no message {message_id} in channel {channel_id}")
+        self.messages.delete(message)
+
     async def click_button(
         self,
         message_id: int,
@@ -279,11 +325,129 @@ class LoopbackDiscord:
 
     def drop_gateway(self, close_code: int | None = None) -> int:
         """Cuts every gateway socket (TCP abort by default) keeping sessions resumable.
-        Events dispatched before the client reconnects are replayed on RESUME."""
+        Events dispatched before the client reconnects are replayed on RESUME. A close with
+        4007 (invalid seq) or 4009 (session timed out) ends the sessions too, as Discord's
+        docs say ("reconnect and start a new session"): the RESUME gets INVALID_SESSION."""
         return self.gateway.drop_connections(close_code)
 
     def invalidate_sessions(self) -> None:
         self.gateway.invalidate_sessions()
+
+    def expire_sessions_after(self, seconds: float | None) -> None:
+        """A session can no longer resume once its socket has been gone `seconds` (0: at once;
+        None: never, the default); Discord keeps one "a few minutes"."""
+        self.gateway.session_expiry_s = seconds
+
+    def request_reconnect(self) -> int:
+        """op 7 RECONNECT on every identified connection; the client resumes. How many."""
+        return self.gateway.request_reconnect()
+
+    def enforce_heartbeats(self, multiple: float | None = 1.5) -> None:
+        """From now on a connection that sends no heartbeat for `multiple` heartbeat intervals
+        is closed with 4009 (its session ends); None stops enforcing."""
+        self.gateway.heartbeat_timeout_multiple = multiple
+        self.gateway.watch_heartbeats()
+
+    def limit_member_requests(self, window_s: float | None = MEMBER_REQUEST_WINDOW_S) -> None:
+        """A request for all of a guild's members within `window_s` of the last one answered
+        (counted even before this call) gets RATE_LIMITED and no chunks; None lifts the limit."""
+        self.gateway.member_request_window_s = window_s
+
+    def note_member_request(self, guild_id: int) -> None:
+        """As if another process of this bot had just asked for all of the guild's members."""
+        self.gateway.note_member_request(guild_id)
+
+    def pace_chunks(self, interval_s: float) -> None:
+        """Member chunks of later requests go out `interval_s` apart, other dispatches between
+        them (0: all at once, the default)."""
+        self.gateway.chunk_interval_s = interval_s
+
+    def hold_chunks(self, after: int = 0) -> None:
+        """Member chunk deliveries started from now on send `after` more chunks, then wait at
+        a gate before each next one until `release_chunks`; `chunks_held` says one waits."""
+        self.gateway.chunk_gate.shut_after(after)
+
+    def release_chunks(self) -> None:
+        self.gateway.chunk_gate.open()
+
+    @property
+    def chunks_held(self) -> bool:
+        return self.gateway.chunk_gate.waiting > 0
+
+    def make_guild_unavailable(self, guild_id: int) -> None:
+        """An outage (GUILD_DELETE `unavailable: true`), or, before the bot connects, a guild
+        READY lists as unavailable with no GUILD_CREATE; no event of the guild is sent until
+        `make_guild_available`, which sends GUILD_CREATE with its state then."""
+        self.gateway.guild_unavailable(self.guilds.guild(guild_id))
+
+    def make_guild_available(self, guild_id: int) -> None:
+        self.gateway.guild_available(self.guilds.guild(guild_id))
+
+    # -- REST faults (each off until switched on; `faults_served` counts what was answered) ---
+
+    def fail_requests(
+        self,
+        count: int,
+        *,
+        status: int = 502,
+        routes: Collection[str] | None = (MESSAGE_EDIT, MESSAGE_SEND),
+    ) -> None:
+        """The next `count` requests to `routes` (None: every route) get a 5xx page from
+        Discord's edge. discord.py's HTTP client retries 500, 502, 504 and 524, sleeping 1, 3,
+        5, 7 and 9 s after its five tries (25 s in all) before it raises DiscordServerError,
+        and raises a 503 at once; its webhook client (interaction follow-ups) retries any 5xx."""
+        self.rest.faults.add(SERVER_ERROR, count, routes, status=status)
+
+    def rate_limit_globally(
+        self, count: int = 1, *, retry_after: float = 1.0, routes: Collection[str] | None = None
+    ) -> None:
+        """The next `count` bot requests to `routes` (None: any) get a global 429 (`global:
+        true`, `X-RateLimit-Global: true`, `X-RateLimit-Scope: global`); interaction endpoints
+        are exempt, as on Discord."""
+        self.rest.faults.add(GLOBAL_429, count, routes, retry_after=retry_after)
+
+    def ban_by_cloudflare(
+        self, count: int = 1, *, retry_after: float = 60.0, routes: Collection[str] | None = None
+    ) -> None:
+        """The next `count` requests to `routes` (None: any) get a 429 without a `Via` header,
+        as Cloudflare answers an IP past Discord's invalid request limit."""
+        self.rest.faults.add(CLOUDFLARE_429, count, routes, retry_after=retry_after)
+
+    def clear_rest_faults(self) -> None:
+        """Drops the injected faults not yet served (the 30046 and interaction limits stay)."""
+        self.rest.faults.clear()
+
+    def backdate_message(
+        self, channel_id: int, message_id: int, age: timedelta = PAST_AN_HOUR
+    ) -> StoredMessage:
+        """The message counts as `age` old from now on, for the limit on old message edits."""
+        message = self.world.find_message(channel_id, message_id)
+        if message is None:
+            raise LookupError(f"no message {message_id} in channel {channel_id}")
+        self.messages.backdate(message, age)
+        return message
+
+    def limit_old_message_edits(self, allowed: int | None = 0, *, retry_after: float = 1.0) -> None:
+        """After `allowed` more edits of messages older than an hour, each one is refused with a
+        429 of code 30046, `retry_after` in its body; None switches the limit off."""
+        self.ratelimiter.old_message_edits = (
+            None if allowed is None else OldMessageEdits(allowed, retry_after)
+        )
+
+    def limit_interaction_routes(
+        self, rules: Mapping[str, RateLimitRule] | None = INTERACTION_RULES
+    ) -> None:
+        """Rate limits on an interaction's follow-ups and response edits, per interaction token
+        (default: five per five seconds each); None switches them off."""
+        for bucket in INTERACTION_RULES:
+            self.ratelimiter.rules.pop(bucket, None)
+        self.ratelimiter.rules.update(rules or {})
+
+    @property
+    def faults_served(self) -> Counter[str]:
+        """Injected faults answered so far, by label (`server_error_502`, `global_429`,
+        `cloudflare_429`, `old_message_edit_30046`)."""
+        return self.rest.faults.served
 
     # -- reading what happened ----------------------------------------------------------------
 

@@ -249,6 +249,10 @@ class GuildState:
     """Members the gateway never delivers (GUILD_CREATE, its member_count, member chunks) while
     REST still answers for them: a partial member cache the client cannot tell from a whole one
     (see LoopbackDiscord.hide_from_gateway)."""
+    unavailable: bool = False
+    """In an outage (or not yet delivered after READY): the gateway sends no GUILD_CREATE and
+    no event of it, and answers no member request for it, until it is available again (see
+    LoopbackDiscord.make_guild_unavailable). REST still answers for it."""
 
     def gateway_members(self) -> list[MemberState]:
         """The members the gateway delivers: all of them unless some are hidden."""

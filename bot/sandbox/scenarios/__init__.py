@@ -9,6 +9,8 @@ from bot.sandbox.scenarios.registry import SCENARIOS, Scenario, scenario
 
 # Each import registers its scenarios.
 from bot.sandbox.scenarios import (  # noqa: F401  # isort: skip
+    discord_rest,
+    gateway_faults,
     guard,
     hostile,
     members,
