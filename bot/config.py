@@ -278,7 +278,8 @@ FIELDS: tuple[Field, ...] = (
           "Hours between background roles-then-users syncs that repair drift (each wait ±5%, "
           "fractions allowed); 0 turns them off"),
     Field("SYNC_CHUNKING_TIMEOUT", "chunking_timeout", _float_between(1, 3600), "300",
-          "Seconds to wait for the guild's member list before giving up on the start-up sync"),
+          "Seconds to wait for the guild's member list before saying in the log channel that it "
+          "is late"),
     Field("SYNC_PROGRESS_INTERVAL", "progress_interval", _float_between(1, 300), "5",
           "Seconds between edits of a run's live message (Discord allows 5 per 5 s)"),
     Field("SYNC_GUARD_LEFT_SHARE", "guard_left_share", _float_between(0, 1), "0.10",
