@@ -24,6 +24,8 @@ def test_progress_bar_and_eta():
     assert "100%" in progress_bar(5, 0)
     assert eta(None) == "estimating…"
     assert eta(120) == "in 2 minutes"
+    # arrow says "just now" for anything under 10 s: a run with thousands of users left is not done
+    assert eta(9.4) == "in 9 seconds" and eta(0.4) == "in a second"
 
 
 def test_id_list_is_bounded():

@@ -56,6 +56,9 @@ def eta(seconds_left: float | None) -> str:
     """Remaining time in words ('in 3 minutes'), via arrow so it reads naturally."""
     if seconds_left is None:
         return "estimating…"
+    if seconds_left < 45:  # arrow's "just now" (under 10 s) would read as done
+        seconds = round(seconds_left)
+        return "in a second" if seconds <= 1 else f"in {seconds} seconds"
     now = arrow.utcnow()
     return now.shift(seconds=seconds_left).humanize(now)
 
