@@ -45,13 +45,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.engine import InMemoryGuild, RunReport, SyncEngine
 from bot.sandbox.external_site import ExternalSite, SiteRefused, seed_records, site_stats, survey
 from bot.sandbox.site import SiteStore
 from bot.sandbox.site.cost import COST_MODELS, DEFAULT_WORKERS, CostConfig
 from bot.sandbox.site.process import start_site_process
-from bot.site.client import SiteClient
-from bot.site.records import Role, User
+from guild_sync.engine import InMemoryGuild, RunReport, SyncEngine
+from guild_sync.site.client import SiteClient
+from guild_sync.site.records import Role, User
 
 TOKEN = "benchmark-token"
 TOKEN_ENV = "API_KEYS_SITE_API"

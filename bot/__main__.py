@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from bot.config import SettingsError, load_settings
+from guild_sync.config import SettingsError, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,12 +9,12 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot.config import Settings, SettingsError, load_settings
-from bot.log import setup_logging
+from guild_sync.config import Settings, SettingsError, load_settings
+from guild_sync.log import setup_logging
 
 log = logging.getLogger(__name__)
 
-SYNC_EXTENSION = "bot.exts.sync"
+SYNC_EXTENSION = "guild_sync.exts.sync"
 
 
 def intents() -> discord.Intents:

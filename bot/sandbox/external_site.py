@@ -17,9 +17,9 @@ from itertools import islice
 from typing import Any, TextIO
 
 from bot.sandbox.world import SandboxGuild
-from bot.site.client import SiteClient
-from bot.site.errors import SiteAPIError
-from bot.site.records import Role, User
+from guild_sync.site.client import SiteClient
+from guild_sync.site.errors import SiteAPIError
+from guild_sync.site.records import Role, User
 
 SEED_CHUNK = 1000
 """Users per bulk create: the size the site is known to handle (see site-api.md)."""

@@ -44,7 +44,7 @@ from bot.sandbox.site.cost import COST_MODELS, DEFAULT_WORKERS, CostConfig
 from bot.sandbox.site.faults import FaultConfig
 from bot.sandbox.site.process import SiteProcess, start_site_process
 from bot.sandbox.world import SandboxGuild, mismatches
-from bot.site.client import SiteClient
+from guild_sync.site.client import SiteClient
 
 DEFAULT_SCENARIO = "role-delete"
 TOKEN_ENV = "API_KEYS_SITE_API"

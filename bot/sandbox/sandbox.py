@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from bot.exts.sync.reporter import is_final_summary
 from bot.sandbox.bot_process import BotProcess
 from bot.sandbox.discord import LoopbackDiscord
 from bot.sandbox.log_printer import LogPrinter
 from bot.sandbox.site.process import SiteProcess, start_site_process
 from bot.sandbox.world import SandboxGuild, mismatches
-from bot.site.client import SiteClient
+from guild_sync.exts.sync._reporter import is_final_summary
+from guild_sync.site.client import SiteClient
 
 LISTED_IDS = re.compile(r"^User ids: ([\d, ]+)", re.MULTILINE)
 RETRY_LINE = "retrying in"
-"""What the site client logs before each retry (bot.site.client)."""
+"""What the site client logs before each retry (guild_sync.site.client)."""
 BULK_PATCH = "PATCH /api/bot/users/bulk_patch"
 """The route of the user writes, as the site's stats and hold gate name it."""
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from bot.sandbox.discord import LoopbackDiscord
 from bot.sandbox.discord.state import ADMINISTRATOR, GuildState, MemberState, RoleState
-from bot.site.client import SiteClient
-from bot.site.records import Role, User
+from guild_sync.site.client import SiteClient
+from guild_sync.site.records import Role, User
 
 DEVELOPERS, HELPERS, MODERATORS = "Developers", "Helpers", "Moderators"
 LOG_CHANNEL, COMMANDS_CHANNEL = "sync-log", "general"
@@ -110,7 +110,7 @@ class SandboxGuild:
 
     def member_record(self, member: MemberState) -> User:
         """The site's record of a member, by the rule of python-discord/bot's syncer that the
-        bot follows (`bot/exts/sync/discord_guild.py`): discord.py's display_name, and the
+        bot follows (`guild_sync/exts/sync/_discord_guild.py`): discord.py's display_name, and the
         roles of discord.py's `Member.roles`, which are @everyone (the guild's id) plus the
         member's roles the guild still has."""
         roles = self.state.roles

@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 
 from bot.sandbox.site import SandboxSite
-from bot.site.records import User
+from guild_sync.site.records import User
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "sync_bench.py"
 TOKEN = "bench-counting-token"

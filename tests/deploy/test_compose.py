@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from bot.config import FIELDS
+from guild_sync.config import FIELDS
 from tests.deploy.deploy_files import ROOT, byte_size, interpolate
 
 MiB = 1024**2

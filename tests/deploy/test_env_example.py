@@ -1,8 +1,8 @@
 """.env.example lists exactly what the code reads, each with its help text and a safe default.
 
-"What the code reads" is every name in `bot.config.FIELDS` plus every environment variable read
-directly anywhere under bot/ (found by parsing the source, see env_reads.py), plus the variables
-docker-compose.yml interpolates (they come from the same `.env` file).
+"What the code reads" is every name in `guild_sync.config.FIELDS` plus every environment variable
+read directly anywhere under guild_sync/ or bot/ (found by parsing the source, see env_reads.py),
+plus the variables docker-compose.yml interpolates (they come from the same `.env` file).
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from functools import cache
 import pytest
 from dotenv import dotenv_values
 
-from bot.config import FIELDS, UPSTREAM_DEV_SITE_KEY, load_settings
+from guild_sync.config import FIELDS, UPSTREAM_DEV_SITE_KEY, load_settings
 from tests.deploy.deploy_files import ROOT, compose_variables, env_file_entries
 from tests.deploy.env_reads import reads_in_package
 
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
-# Variables read directly under bot/ that are internal to the sandbox (set by the sandbox for its
-# own child processes, never by an operator), each with the reason. Keep it empty if possible:
-# anything an operator can set belongs in bot.config.FIELDS.
+# Variables read directly under guild_sync/ or bot/ that are internal to the sandbox (set by the
+# sandbox for its own child processes, never by an operator), each with the reason. Keep it empty if
+# possible: anything an operator can set belongs in guild_sync.config.FIELDS.
 SANDBOX_INTERNAL: dict[str, str] = {}
 
 
@@ -31,7 +31,9 @@ def example_entries():
 
 @cache
 def direct_reads():
-    return tuple(reads_in_package(ROOT / "bot"))
+    return tuple(
+        read for package in ("guild_sync", "bot") for read in reads_in_package(ROOT / package)
+    )
 
 
 def test_every_direct_read_names_a_literal_variable():

@@ -1,8 +1,8 @@
-"""The operator guide's settings table is the settings table in bot/config.py."""
+"""The operator guide's settings table is the settings table in guild_sync/config.py."""
 
 import re
 
-from bot.config import FIELDS
+from guild_sync.config import FIELDS
 from tests.deploy.deploy_files import ROOT, compose_variables
 
 GUIDE = ROOT / "README.md"

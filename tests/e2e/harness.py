@@ -17,15 +17,15 @@ from typing import Any
 
 from discord.ext import commands
 
-from bot.config import load_settings
-from bot.exts.sync.cog import SyncCog
-from bot.exts.sync.reporter import is_final_summary
 from bot.runner import SYNC_EXTENSION, build_bot
 from bot.sandbox.discord import LoopbackDiscord, point_discord_py_at
 from bot.sandbox.discord.state import StoredMessage
 from bot.sandbox.site import DEFAULT_TOKEN, FaultConfig, SandboxSite
 from bot.sandbox.world import SandboxGuild, mismatches
-from bot.site import SiteClient
+from guild_sync.config import load_settings
+from guild_sync.exts.sync._cog import SyncCog
+from guild_sync.exts.sync._reporter import is_final_summary
+from guild_sync.site import SiteClient
 from tests.site_bounds import broken_bounds
 
 MESSAGE_LIMIT = 2000
@@ -60,7 +60,7 @@ class ErrorRecords(logging.Handler):
     """ERROR records of the cog and of discord.py: a message Discord refused (too long, say)
     or a command that raised shows up here and nowhere in the emulator's messages."""
 
-    WATCHED = ("bot.exts.sync", "discord")
+    WATCHED = ("guild_sync.exts.sync", "discord")
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)

@@ -21,8 +21,8 @@ import sys
 
 import aiohttp
 
-from bot.journal import open_journal
-from bot.site import SiteClient
+from guild_sync.journal import open_journal
+from guild_sync.site import SiteClient
 
 POLL_S = 0.02
 USER_WRITES = ("POST /api/bot/users", "PATCH /api/bot/users/bulk_patch")

@@ -7,7 +7,7 @@ import pytest
 
 from bot.sandbox.site import FaultConfig
 from bot.sandbox.world import MODERATORS
-from bot.site.records import Role
+from guild_sync.site.records import Role
 from tests.e2e.harness import NO_STARTUP, eventually, running_bot, stale_site
 
 pytestmark = pytest.mark.timeout(90)

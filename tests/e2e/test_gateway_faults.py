@@ -60,7 +60,7 @@ async def test_the_start_up_happens_when_the_guild_arrives_after_the_chunking_ti
     def withheld(guild, site) -> None:
         guild.discord.make_guild_unavailable(guild.id)
 
-    caplog.set_level(logging.WARNING, logger="bot.exts.sync.cog")
+    caplog.set_level(logging.WARNING, logger="guild_sync.exts.sync._cog")
     async with running_bot(
         tmp_path,
         members=300,

@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from bot.exts.sync.guard import APPLY_ID, CANCEL_ID, DETAILS_ID
-from bot.exts.sync.reporter import is_final_summary
-from bot.site.records import User
+from guild_sync.exts.sync._guard import APPLY_ID, CANCEL_ID, DETAILS_ID
+from guild_sync.exts.sync._reporter import is_final_summary
+from guild_sync.site.records import User
 from tests.e2e.harness import NO_STARTUP, running_bot, stale_site
 
 pytestmark = pytest.mark.timeout(60)

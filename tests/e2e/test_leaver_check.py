@@ -9,7 +9,7 @@ so `guild.chunked` is true, while GET /guilds/{id}/members/{user_id} still answe
 
 import pytest
 
-from bot.site.records import User
+from guild_sync.site.records import User
 from tests.e2e.harness import NO_STARTUP, running_bot
 
 pytestmark = pytest.mark.timeout(60)

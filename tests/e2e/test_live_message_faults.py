@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from bot.exts.sync.reporter import is_final_summary
 from bot.sandbox.discord.state import StoredMessage
 from bot.sandbox.sandbox import BULK_PATCH
 from bot.sandbox.site import SandboxSite
 from bot.sandbox.world import DEVELOPERS, SandboxGuild
+from guild_sync.exts.sync._reporter import is_final_summary
 from tests.e2e.harness import NO_STARTUP, Harness, eventually, running_bot, stale_site
 
 pytestmark = pytest.mark.timeout(60)

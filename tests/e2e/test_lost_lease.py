@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.exts.sync.runs import COMMAND, STARTUP
-from bot.journal import INTERRUPTED, open_journal
 from bot.sandbox.site import DEFAULT_TOKEN
+from guild_sync.exts.sync._runs import COMMAND, STARTUP
+from guild_sync.journal import INTERRUPTED, open_journal
 from tests.e2e.harness import NO_STARTUP, Harness, eventually, running_bot, stale_site
 from tests.redis_outage import Outage, RedisProxy, redis_with_proxy
 

@@ -3,7 +3,7 @@
 import pytest
 
 from bot.sandbox.world import HELPERS
-from bot.site.records import User
+from guild_sync.site.records import User
 from tests.e2e.harness import NO_STARTUP, running_bot
 
 pytestmark = pytest.mark.timeout(60)

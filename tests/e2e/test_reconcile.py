@@ -7,7 +7,7 @@ the test sees a few ticks; everything else is the real bot over the loopback Dis
 
 import pytest
 
-from bot.exts.sync.reporter import is_final_summary
+from guild_sync.exts.sync._reporter import is_final_summary
 from tests.e2e.harness import running_bot
 
 pytestmark = pytest.mark.timeout(120)

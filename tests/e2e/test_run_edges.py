@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import discord
 import pytest
 
-from bot.exts.sync.runs import COMMAND
+from guild_sync.exts.sync._runs import COMMAND
 from tests.e2e.harness import NO_STARTUP, running_bot, stale_site
 
 pytestmark = pytest.mark.timeout(90)

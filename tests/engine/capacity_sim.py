@@ -1,6 +1,6 @@
-"""The adaptive window (bot/engine/limiter.py) against the sandbox site's cost model on a virtual
-clock, without HTTP: chunks go out as SyncEngine._dispatch sends them (acquire a slot, stamp,
-serve, record, release), each served by CostModel.serve on tests/sandbox_site's VirtualClock.
+"""The adaptive window (guild_sync/engine/limiter.py) against the sandbox site's cost model on a
+virtual clock, without HTTP: chunks go out as SyncEngine._dispatch sends them (acquire a slot,
+stamp, serve, record, release), each served by CostModel.serve on tests/sandbox_site's VirtualClock.
 
 The clock moves only when every chunk in flight waits on it or for a worker and the dispatcher
 waits for a slot, so a run of many modelled minutes takes milliseconds and is exact.
@@ -14,8 +14,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.engine.limiter import AdaptiveWindow
 from bot.sandbox.site.cost import CostConfig, CostModel, Work, bulk_patch_work
+from guild_sync.engine.limiter import AdaptiveWindow
 from tests.sandbox_site.virtual_clock import VirtualClock, settle
 
 ROLE_IDS = [11, 12]

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from bot.engine import InMemoryGuild, ProgressEvent, SyncEngine
 from bot.sandbox.site import FaultConfig, SandboxSite
-from bot.site.client import SiteClient
-from bot.site.records import Role, User
-from bot.site.retry import RetryPolicy
+from guild_sync.engine import InMemoryGuild, ProgressEvent, SyncEngine
+from guild_sync.site.client import SiteClient
+from guild_sync.site.records import Role, User
+from guild_sync.site.retry import RetryPolicy
 from tests.site_bounds import broken_bounds
 
 BULK_PATCH = "PATCH /api/bot/users/bulk_patch"

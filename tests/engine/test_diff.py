@@ -4,10 +4,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.engine.diff import DiffStats, Kind, PageOrderError, iter_user_changes
-from bot.engine.guild import InMemoryGuild
-from bot.engine.roles import diff_roles
-from bot.site.records import Role, User
+from guild_sync.engine.diff import DiffStats, Kind, PageOrderError, iter_user_changes
+from guild_sync.engine.guild import InMemoryGuild
+from guild_sync.engine.roles import diff_roles
+from guild_sync.site.records import Role, User
 
 
 class Pages:

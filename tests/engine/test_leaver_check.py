@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import pytest
 
-from bot.engine import InMemoryGuild, LeaversWithheld, PlanUpdated, RunFinished
-from bot.engine.leavers import LEAVER_SAMPLE
+from guild_sync.engine import InMemoryGuild, LeaversWithheld, PlanUpdated, RunFinished
+from guild_sync.engine.leavers import LEAVER_SAMPLE
 from tests.engine.conftest import BULK_PATCH, Rig, close_rig, make_rig, person
 
 

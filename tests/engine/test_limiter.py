@@ -1,5 +1,5 @@
-"""The adaptive window's rules (bot/engine/limiter.py), on a clock the test moves by hand, then
-against the sandbox site's cost model on a virtual clock (tests/engine/capacity_sim.py)."""
+"""The adaptive window's rules (guild_sync/engine/limiter.py), on a clock the test moves by hand,
+then against the sandbox site's cost model on a virtual clock (tests/engine/capacity_sim.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from bot.engine.limiter import SAMPLES, AdaptiveWindow
+from guild_sync.engine.limiter import SAMPLES, AdaptiveWindow
 from tests.engine.capacity_sim import Simulation, role_removal_chunks
 
 

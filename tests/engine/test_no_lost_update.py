@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
-from bot.engine import BadRecords, ChunkDone
-from bot.engine.diff import ALL_FIELDS, Kind
-from bot.engine.run import Run
 from bot.sandbox.site import FaultConfig
-from bot.site.errors import SiteAPIError
-from bot.site.records import Role
+from guild_sync.engine import BadRecords, ChunkDone
+from guild_sync.engine.diff import ALL_FIELDS, Kind
+from guild_sync.engine.run import Run
+from guild_sync.site.errors import SiteAPIError
+from guild_sync.site.records import Role
 
 from .conftest import BULK_PATCH, CREATE, Rig, close_rig, make_rig, person, until
 

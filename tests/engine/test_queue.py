@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from bot.engine.diff import ALL_FIELDS, Kind
-from bot.engine.guild import InMemoryGuild
-from bot.engine.queue import WriteQueue
-from bot.engine.run import Run
-from bot.site.records import Role, User
+from guild_sync.engine.diff import ALL_FIELDS, Kind
+from guild_sync.engine.guild import InMemoryGuild
+from guild_sync.engine.queue import WriteQueue
+from guild_sync.engine.run import Run
+from guild_sync.site.records import Role, User
 
 ROLE = Role(10, "mod", 0, 0, 1)
 

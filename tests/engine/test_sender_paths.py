@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from bot.engine import BadRecords, ChunkDone, ChunkFailed, RateMeter, Retrying, RunFinished
 from bot.sandbox.site import FaultConfig
-from bot.site.records import Role
+from guild_sync.engine import BadRecords, ChunkDone, ChunkFailed, RateMeter, Retrying, RunFinished
+from guild_sync.site.records import Role
 
 from .conftest import BULK_PATCH, Rig, close_rig, make_rig, person, until
 
@@ -253,7 +253,7 @@ async def test_a_user_created_instead_of_patched_counts_once_as_created_and_neve
 async def test_cancelling_a_failed_run_while_it_drains_still_reports_it_cancelled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="bot.engine.engine")
+    caplog.set_level(logging.ERROR, logger="guild_sync.engine.engine")
     faults = FaultConfig(malformed_pages="wrong_types", malformed_from_page=2)
     rig, site = await make_rig(chunk_size=5, max_in_flight=1, faults=faults, attempts=1)
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.engine import BadRecords
-from bot.site.records import Role, User
+from guild_sync.engine import BadRecords
+from guild_sync.site.records import Role, User
 
 from .conftest import BULK_PATCH, Rig, person
 

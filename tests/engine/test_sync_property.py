@@ -7,7 +7,7 @@ import asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.site.records import Role, User
+from guild_sync.site.records import Role, User
 
 from .conftest import close_rig, make_rig
 

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from bot.engine.progress import ChunkDone, PlanUpdated, ProgressHub, RateMeter, RunStarted
+from guild_sync.engine.progress import ChunkDone, PlanUpdated, ProgressHub, RateMeter, RunStarted
 
 
 async def test_a_slow_subscriber_does_not_stall_publishing_or_other_subscribers() -> None:

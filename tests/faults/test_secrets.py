@@ -84,7 +84,7 @@ async def test_no_secret_in_logs_messages_or_sentry_events_when_the_site_fails(
     retries = [
         line
         for line in every_log_line
-        if line.startswith("bot.site.client WARNING PATCH bot/users/bulk_patch: HTTP 500")
+        if line.startswith("guild_sync.site.client WARNING PATCH bot/users/bulk_patch: HTTP 500")
         and "retrying in" in line
     ]
     assert retries, "the rejected bulk_patch was not logged as retried"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.journal import Journal, open_journal
+from guild_sync.journal import Journal, open_journal
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bot.journal import open_journal
+from guild_sync.journal import open_journal
 
 
 def say(line: str) -> None:

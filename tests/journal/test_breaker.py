@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.journal import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, Breaker, Journal, Run
+from guild_sync.journal import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, Breaker, Journal, Run
 
 from .conftest import Store
 

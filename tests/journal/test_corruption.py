@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.journal import SUCCEEDED, Breaker, Run
+from guild_sync.journal import SUCCEEDED, Breaker, Run
 
 from .conftest import Store
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from bot.journal import open_journal
+from guild_sync.journal import open_journal
 from tests.redis_outage import RedisProxy
 
 from .test_lease_renewal import TIMEOUT, lease_on, lost_at, run_virtual

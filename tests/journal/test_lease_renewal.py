@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bot.journal import Lease, LockHolder
-from bot.journal.records import utcnow
+from guild_sync.journal import Lease, LockHolder
+from guild_sync.journal.records import utcnow
 
 TIMEOUT = 60.0
 """A bound on virtual time, only so a broken lease fails instead of waiting forever."""

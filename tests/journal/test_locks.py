@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.journal import LockBusy, process_owner
+from guild_sync.journal import LockBusy, process_owner
 
 from .conftest import Store
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.journal import JournalUnavailable, RecordError, Run, open_journal
+from guild_sync.journal import JournalUnavailable, RecordError, Run, open_journal
 
 
 def test_a_run_survives_its_json_form() -> None:

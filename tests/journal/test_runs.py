@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.journal import CANCELLED, FAILED, INTERRUPTED, RUNNING, SUCCEEDED, Run
+from guild_sync.journal import CANCELLED, FAILED, INTERRUPTED, RUNNING, SUCCEEDED, Run
 
 from .conftest import Store
 

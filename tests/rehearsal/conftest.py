@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.sandbox.site.process import SiteProcess, start_site_process
-from bot.site.client import SiteClient
+from guild_sync.site.client import SiteClient
 from tests.rehearsal.support import TOKEN
 
 

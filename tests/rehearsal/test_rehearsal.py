@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.site.process import SiteProcess
-from bot.site.client import SiteClient
-from bot.site.records import Role, User
+from guild_sync.site.client import SiteClient
+from guild_sync.site.records import Role, User
 from tests.rehearsal.support import TOKEN, last_json, run_command
 
 MEMBERS = 2000

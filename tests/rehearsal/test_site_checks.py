@@ -17,8 +17,8 @@ from bot.sandbox.external_site import (
 )
 from bot.sandbox.site.process import SiteProcess
 from bot.sandbox.world import SandboxGuild
-from bot.site.client import SiteClient
-from bot.site.records import User
+from guild_sync.site.client import SiteClient
+from guild_sync.site.records import User
 from tests.rehearsal.support import TOKEN
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.sandbox.site import SandboxSite
-from bot.site.records import Role, User
+from guild_sync.site.records import Role, User
 from tests.engine.conftest import close_rig, make_rig
 from tests.sandbox_site.conftest import Api, role_json, user_json
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.sandbox.site import SandboxSite, SiteStore
-from bot.site.records import Role, User
+from guild_sync.site.records import Role, User
 from tests.sandbox_site.conftest import Api
 
 

@@ -5,8 +5,8 @@ import random
 import pytest
 
 from bot.sandbox.site import DEFAULT_TOKEN, FaultConfig, SandboxSite
-from bot.site import RetryPolicy, SiteAPIError, SiteClient
-from bot.site.records import Role, User
+from guild_sync.site import RetryPolicy, SiteAPIError, SiteClient
+from guild_sync.site.records import Role, User
 
 FAST = dict(base_delay=0.01, max_delay=0.05, max_retry_after=0.05)
 

@@ -6,7 +6,7 @@ from unittest.mock import MagicMock
 import discord
 import pytest
 
-from bot.exts.sync.checks import OutsideGuild, check_command, is_moderator
+from guild_sync.exts.sync._checks import OutsideGuild, check_command, is_moderator
 
 GUILD, OTHER = 1000, 2000
 MODERATORS = 77

@@ -1,9 +1,13 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from bot.config import FIELDS, MAX_CHUNK_SIZE, Secret, SettingsError, load_settings
+from guild_sync.config import FIELDS, MAX_CHUNK_SIZE, Secret, SettingsError, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""Where `python -m bot` is found: the runnable bot is run from a checkout, not installed."""
 
 
 def settings(**env: str):
@@ -89,7 +93,7 @@ def test_every_field_has_help_text():
 def test_bad_setting_exits_non_zero_with_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bot", "run"],
-        env={"SYNC_CHUNK_SIZE": "0", "PATH": "/usr/bin:/bin"},
+        env={"SYNC_CHUNK_SIZE": "0", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT)},
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -183,7 +187,11 @@ def test_gateway_url_password_is_masked():
 def test_bad_state_url_exits_2_with_one_line_and_no_password(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bot", "run"],
-        env={"SYNC_STATE_URL": f"postgres://u:{REDIS_PASSWORD}@db/x", "PATH": "/usr/bin:/bin"},
+        env={
+            "SYNC_STATE_URL": f"postgres://u:{REDIS_PASSWORD}@db/x",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(PROJECT_ROOT),
+        },
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from bot.exts.sync.discord_guild import member_record
+from guild_sync.exts.sync._discord_guild import member_record
 
 GUILD = 1000
 

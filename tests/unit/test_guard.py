@@ -1,4 +1,4 @@
-from bot.exts.sync.guard import judge
+from guild_sync.exts.sync._guard import judge
 
 
 def verdict(**counts):
@@ -54,8 +54,8 @@ def test_the_update_guard_goes_by_each_field_not_by_their_sum():
 def test_a_runs_live_message_shows_the_field_counts_its_pass_has_found_so_far():
     import asyncio
 
-    from bot.engine.progress import PlanUpdated
-    from bot.exts.sync.reporter import RunReporter
+    from guild_sync.engine.progress import PlanUpdated
+    from guild_sync.exts.sync._reporter import RunReporter
 
     class NoChannel:
         async def send(self, *_: object, **__: object) -> None:

@@ -1,8 +1,8 @@
 """How a run's ending counts for the journal and the breaker: records the site refused for
 their content are bad data, not a failing site, whatever share of the run they were."""
 
-from bot.exts.sync.bookkeeping import journal_status
-from bot.journal import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED
+from guild_sync.exts.sync._bookkeeping import journal_status
+from guild_sync.journal import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED
 
 
 def test_a_run_whose_every_write_was_rejected_for_its_content_is_not_a_failure() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import discord
 import pytest
 
-from bot.engine.progress import RunFinished
-from bot.exts.sync.reporter import RunReporter, is_final_summary
+from guild_sync.engine.progress import RunFinished
+from guild_sync.exts.sync._reporter import RunReporter, is_final_summary
 
 TITLE = "User sync"
 

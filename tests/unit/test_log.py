@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from bot.config import load_settings
-from bot.log import setup_logging
+from guild_sync.config import load_settings
+from guild_sync.log import setup_logging
 
 REDIS_PASSWORD = "hunter2-redis"
 STATE_URL = f"redis://sync:{REDIS_PASSWORD}@redis:6379/0"

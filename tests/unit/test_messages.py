@@ -1,8 +1,8 @@
 import logging
 import sys
 
-from bot.exts.sync.messages import MESSAGE_LIMIT, eta, fit, id_list, literal, progress_bar
-from bot.log import RedactingFormatter, redact
+from guild_sync.exts.sync._messages import MESSAGE_LIMIT, eta, fit, id_list, literal, progress_bar
+from guild_sync.log import RedactingFormatter, redact
 
 
 def test_names_render_literally():

@@ -3,8 +3,8 @@
 During a role deletion the holders are found as the site's pages are read: 17,000 stripped of
 19,998 found a quarter into the scan of 80,000 users is a fifth of the work, not 85%."""
 
-from bot.engine.progress import ChunkDone, PlanUpdated, RateMeter, RunStarted
-from bot.exts.sync.reporter import RunReporter
+from guild_sync.engine.progress import ChunkDone, PlanUpdated, RateMeter, RunStarted
+from guild_sync.exts.sync._reporter import RunReporter
 
 
 class Clock:

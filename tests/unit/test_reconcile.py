@@ -1,4 +1,4 @@
-"""The background reconcile's scheduling rules (bot/exts/sync/reconcile.py).
+"""The background reconcile's scheduling rules (guild_sync/exts/sync/_reconcile.py).
 
 The timer's sleep is the test's: each wait is recorded and ends when the test says, so every
 step below waits on observed state (the timer asleep again, a run entered), never on time.
@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.config import SettingsError, load_settings
-from bot.exts.sync.reconcile import JITTER, RECONCILE, Reconciler
-from bot.exts.sync.runs import Runs
-from bot.journal.records import TRIGGERS
+from guild_sync.config import SettingsError, load_settings
+from guild_sync.exts.sync._reconcile import JITTER, RECONCILE, Reconciler
+from guild_sync.exts.sync._runs import Runs
+from guild_sync.journal.records import TRIGGERS
 from tests.unit.test_config import one_line_error
 
 pytestmark = pytest.mark.timeout(30)
@@ -127,7 +127,7 @@ async def test_off_at_zero_the_timer_ends_at_once_without_waiting_for_anything(t
 
 
 async def test_the_first_tick_comes_one_interval_after_the_start_up_finished(tasks, caplog):
-    caplog.set_level(logging.INFO, "bot.exts.sync.reconcile")
+    caplog.set_level(logging.INFO, "guild_sync.exts.sync._reconcile")
     c = reconciler(tasks, interval_h=2.0)
     await start_timer(c.timer, tasks)
     await c.started.awaited.wait()
@@ -145,7 +145,7 @@ async def test_the_first_tick_comes_one_interval_after_the_start_up_finished(tas
 
 
 async def test_a_tick_while_the_previous_reconcile_runs_is_skipped_not_queued(tasks, caplog):
-    caplog.set_level(logging.INFO, "bot.exts.sync.reconcile")
+    caplog.set_level(logging.INFO, "guild_sync.exts.sync._reconcile")
     c = reconciler(tasks)
     await start_timer(c.timer, tasks)
     c.started.set()
@@ -170,7 +170,7 @@ async def test_a_tick_while_the_previous_reconcile_runs_is_skipped_not_queued(ta
 
 @pytest.mark.parametrize("kind", ["roles", "users"])
 async def test_a_tick_while_a_run_of_either_kind_runs_or_waits_is_skipped(tasks, caplog, kind):
-    caplog.set_level(logging.INFO, "bot.exts.sync.reconcile")
+    caplog.set_level(logging.INFO, "guild_sync.exts.sync._reconcile")
     c = reconciler(tasks)
     c.runs.kinds.add(kind)
     assert c.timer.tick(HOUR) is None

@@ -2,9 +2,9 @@ import random
 
 import pytest
 
-from bot.site.errors import SiteAPIError
-from bot.site.records import RecordError, Role, User
-from bot.site.retry import RetryPolicy
+from guild_sync.site.errors import SiteAPIError
+from guild_sync.site.records import RecordError, Role, User
+from guild_sync.site.retry import RetryPolicy
 
 
 def test_user_round_trips_and_sorts_roles():

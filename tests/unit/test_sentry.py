@@ -5,9 +5,9 @@ import logging
 
 import sentry_sdk
 
-from bot.engine.progress import ChunkDone, RunFinished
-from bot.exts.sync.sentry import init_sentry
-from bot.exts.sync.tracing import RunTrace, track_error
+from guild_sync.engine.progress import ChunkDone, RunFinished
+from guild_sync.exts.sync._sentry import init_sentry
+from guild_sync.exts.sync._tracing import RunTrace, track_error
 from tests.sentry_recording import RecordingTransport
 
 TOKEN, KEY, DSN = "tok.en-123", "site-key-456", "https://public@sentry.example/1"
@@ -43,7 +43,7 @@ async def test_events_and_transactions_are_scrubbed_and_tagged():
 
 
 async def test_url_passwords_from_the_settings_are_scrubbed_from_events():
-    from bot.config import load_settings
+    from guild_sync.config import load_settings
 
     password = "hunter2-redis"
     settings = load_settings(

@@ -6,8 +6,8 @@ members reports updated=50, left=5)."""
 
 import asyncio
 
-from bot.engine.progress import BadRecords, ChunkDone, RunFinished
-from bot.exts.sync.reporter import RunReporter, summary
+from guild_sync.engine.progress import BadRecords, ChunkDone, RunFinished
+from guild_sync.exts.sync._reporter import RunReporter, summary
 
 
 def test_a_role_deletion_counts_the_former_members_it_stripped():

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot.exts.sync.reporter import is_final_summary
 from bot.sandbox.discord.rest import MESSAGE_EDIT
 from bot.sandbox.discord.state import StoredMessage
 from bot.sandbox.sandbox import BULK_PATCH, Sandbox, expect
 from bot.sandbox.scenarios.registry import scenario
 from bot.sandbox.world import DEVELOPERS
+from guild_sync.exts.sync._reporter import is_final_summary
 
 TITLE = "Role deletion"
 EDIT_502S = 1

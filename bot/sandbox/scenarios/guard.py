@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot.sandbox.discord.state import StoredMessage
 from bot.sandbox.sandbox import Sandbox, expect
 from bot.sandbox.scenarios.registry import scenario
-from bot.site.records import User
+from guild_sync.site.records import User
 
 STRANGER_SHARE = 0.15
 """Site users the guild lacks, as a share of members: above the guard's 10 %."""

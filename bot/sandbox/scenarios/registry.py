@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bot.sandbox.sandbox import Sandbox
     from bot.sandbox.world import SandboxGuild
-    from bot.site.records import User
+    from guild_sync.site.records import User
 
 Play = Callable[["Sandbox"], Awaitable[None]]
 

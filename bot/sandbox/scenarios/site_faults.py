@@ -6,7 +6,7 @@ from bot.sandbox.sandbox import BULK_PATCH, RETRY_LINE, Sandbox, expect
 from bot.sandbox.scenarios.registry import scenario
 from bot.sandbox.site.faults import Malformed
 from bot.sandbox.world import DEVELOPERS
-from bot.site.records import User
+from guild_sync.site.records import User
 
 FLAKY_FAULTS = {
     "error_500": 0.05,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.sandbox.sandbox import Sandbox, expect
 from bot.sandbox.scenarios.registry import scenario
 from bot.sandbox.world import SandboxGuild, upstream_users
-from bot.site.records import User
+from guild_sync.site.records import User
 
 FORMER_MEMBERS = 200
 """Users who left before the bot took over: upstream kept their last roles, `in_guild` false."""

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from bot.site.records import Role, User
+from guild_sync.site.records import Role, User
 
 MAX_DB_INTEGER = 2**63 - 1
 USER_COLUMNS = ("id", "name", "display_name", "discriminator", "roles", "in_guild")
