@@ -114,7 +114,10 @@ class RedisJournal(Journal):
         return journal
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        # redis-py 5 renamed close() to aclose() (close() is deprecated there); 4.6, which
+        # python-discord/bot runs through async-rediscache, has only close().
+        aclose = getattr(self._redis, "aclose", None)
+        await (aclose() if aclose is not None else self._redis.close())
 
     # -- plumbing ---------------------------------------------------------------------------
 
