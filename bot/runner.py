@@ -49,7 +49,7 @@ async def run(settings: Settings) -> None:
     async with bot:
         await bot.load_extension(SYNC_EXTENSION)
         assert settings.bot_token is not None
-        await bot.start(settings.bot_token.reveal())
+        await bot.start(settings.bot_token.get_secret_value())
 
 
 def main() -> int:

@@ -1,27 +1,37 @@
 """Settings from the environment and an optional `.env` file, validated once at start-up.
 
-One table (`FIELDS`) names every setting, its parser, default and meaning, so start-up errors,
-`.env.example` and the operator docs cannot drift apart. A bad value stops start-up with one line
-naming the setting (`SettingsError`), and secrets are wrapped in `Secret` so no repr, log line or
-traceback can show them.
+`Settings` is a pydantic-settings class, as in python-discord/bot: each field names its variable
+(its alias), its default as `.env.example` writes it and its help text (its description), so
+start-up errors, `.env.example` and the operator guide cannot drift apart (`FIELDS` lists them).
+Every value is read from its text by this module's own parsers, so a bad value stops start-up
+with one line naming the setting in the operator's terms (`SettingsError`), not pydantic's.
 
-URL settings are `SecretURL`s: the real URL (a `str`) for the code that connects, with its
-credentials (a password, a token-only userinfo, a `?password=`) masked as `***` in every repr
-and in start-up errors, and listed by `Settings.secrets()` so the log and Sentry scrubbers hide
-them too.
+Secrets are pydantic `SecretStr`s, which no repr, log line or traceback shows. URL settings are
+`SecretURL`s: the real URL (a `str`) for the code that connects, with its credentials (a password,
+a token-only userinfo, a `?password=`) masked as `***` in every repr and in start-up errors, and
+listed by `Settings.secrets()` so the log and Sentry scrubbers hide them too.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NamedTuple, get_args
 from urllib.parse import unquote, unquote_plus, urlsplit
 
-from dotenv import dotenv_values
+from pydantic import Field, PlainValidator, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 MAX_CHUNK_SIZE = 5000
 MAX_IN_FLIGHT = 16
@@ -31,29 +41,6 @@ UPSTREAM_DEV_SITE_KEY = "badbot13m0n8f570f942013fc818f234916ca531"
 
 class SettingsError(ValueError):
     """A setting that cannot be used; the message is one line and names the setting."""
-
-
-class Secret:
-    """A string that never shows itself in a repr, str or f-string."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 MASK = "***"
@@ -92,9 +79,10 @@ def mask_url(url: str) -> tuple[str, tuple[str, ...]]:
 class SecretURL(str):
     """A URL setting: the real URL for the code that connects, its credentials masked in reprs.
 
-    It is a `str`, so the journal (Redis) and the site client use it unchanged; `repr()` (and so
-    the repr of `Settings`, `%r` and tracebacks) shows `redacted()`, and `credentials` feeds the
-    log and Sentry scrubbers.
+    Not a `SecretStr`, which would hide the whole URL: it is a `str`, so the journal (Redis) and
+    the site client use it unchanged and a repr still says which host; `repr()` (and so the repr
+    of `Settings`, `%r` and tracebacks) shows `redacted()`, and `credentials` feeds the log and
+    Sentry scrubbers.
     """
 
     __slots__ = ()
@@ -113,45 +101,35 @@ class SecretURL(str):
 # -- parsers: each takes the raw text and returns the value or raises ValueError(reason) --------
 
 
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip().replace("_", ""))
-        except ValueError:
-            raise ValueError("must be a whole number") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}")
-        return value
+def _between(kind: type[int] | type[float], low: float, high: float) -> PlainValidator:
+    noun = "a whole number" if kind is int else "a number"
 
-    return parse
-
-
-def _float_between(low: float, high: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = kind(text.strip().replace("_", "") if kind is int else text)
         except ValueError:
-            raise ValueError("must be a number") from None
-        if not low <= value <= high:
+            raise ValueError(f"must be {noun}") from None
+        if not low <= value <= high:  # NaN fails this too
             raise ValueError(f"must be between {low:g} and {high:g}")
         return value
 
-    return parse
+    return PlainValidator(parse)
 
 
-def _hours(high: float) -> Callable[[str], float]:
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parse`, but None for an empty value (the setting is off or left to its user)."""
+    return lambda text: parse(text) if text.strip() else None
+
+
+def _hours(text: str) -> float:
     """Hours, fractions allowed (0.5 is 30 minutes); 0 means off."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError("must be a number of hours") from None
-        if not 0 <= value <= high:  # NaN fails this too
-            raise ValueError(f"must be a number of hours between 0 (off) and {high:g}")
-        return value
-
-    return parse
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number of hours") from None
+    if not 0 <= value <= MAX_RECONCILE_HOURS:  # NaN fails this too
+        raise ValueError(f"must be a number of hours between 0 (off) and {MAX_RECONCILE_HOURS}")
+    return value
 
 
 def _snowflake(text: str) -> int:
@@ -162,10 +140,6 @@ def _snowflake(text: str) -> int:
     if not 0 < value < 2**63:
         raise ValueError("must be a Discord id between 1 and 2^63-1")
     return value
-
-
-def _optional_snowflake(text: str) -> int | None:
-    return _snowflake(text) if text.strip() else None
 
 
 def _snowflakes(text: str) -> tuple[int, ...]:
@@ -186,29 +160,21 @@ def _http_url(text: str) -> SecretURL:
     return SecretURL(text.strip().rstrip("/"))
 
 
-def _optional_http_url(text: str) -> SecretURL | None:
-    return _http_url(text) if text.strip() else None
+def _url(text: str) -> SecretURL:
+    return SecretURL(text.strip())
 
 
 def _state_url(text: str) -> SecretURL:
     scheme = urlsplit(text.strip()).scheme
     if scheme not in ("sqlite", "redis", "rediss"):
         raise ValueError("must start with sqlite:/// or redis://")
-    return SecretURL(text.strip())
+    return _url(text)
 
 
-def _url_text(text: str) -> SecretURL:
-    return SecretURL(text.strip())
-
-
-def _secret(text: str) -> Secret | None:
-    return Secret(text.strip()) if text.strip() else None
-
-
-def _required_secret(text: str) -> Secret:
+def _required_secret(text: str) -> SecretStr:
     if not text.strip():
         raise ValueError("must not be empty")
-    return Secret(text.strip())
+    return SecretStr(text.strip())
 
 
 def _prefix(text: str) -> str:
@@ -219,11 +185,17 @@ def _prefix(text: str) -> str:
 
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false")
+    if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError("must be true or false")
+    return lowered in ("1", "true", "yes", "on")
+
+
+def _listen_address(text: str) -> str:
+    """An IP literal, so a typo fails at start-up rather than when the endpoint binds."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise ValueError("must be an IP address such as 127.0.0.1 or 0.0.0.0") from None
 
 
 def _log_level(text: str) -> str:
@@ -233,106 +205,131 @@ def _log_level(text: str) -> str:
     return level
 
 
-def _text(text: str) -> str:
-    return text.strip()
+Snowflake = Annotated[int | None, PlainValidator(_optional(_snowflake))]
+Share = Annotated[float, _between(float, 0, 1)]
+Secret = Annotated[SecretStr | None, PlainValidator(_optional(_required_secret))]
+URL = Annotated[SecretURL, PlainValidator(_http_url)]
 
 
-@dataclass(frozen=True)
-class Field:
-    env: str
-    attr: str
-    parse: Callable[[str], Any]
-    default: str
-    help: str
-    secret: bool = False
+def _setting(env: str, default: str, help: str) -> Any:
+    """The field read from `env`, with its default as `.env.example` writes it (parsed like any
+    value: `validate_default`) and its help text, the comment above it there."""
+    return Field(default, validation_alias=env, description=help)
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("BOT_TOKEN", "bot_token", _secret, "",
-          "Discord bot token; empty runs the sandbox demo", True),
-    Field("GUILD_ID", "guild_id", _optional_snowflake, "",
-          "The guild to sync (needed with a token)"),
-    Field("SYNC_LOG_CHANNEL_ID", "log_channel_id", _optional_snowflake, "",
-          "Channel for live progress and every sync error (needed with a token)"),
-    Field("SYNC_MODERATOR_ROLE_IDS", "moderator_role_ids", _snowflakes, "",
-          "Comma-separated role ids allowed to run !sync (administrators always are)"),
-    Field("BOT_PREFIX", "prefix", _prefix, "!", "Command prefix"),
-    Field("URLS_SITE_API", "site_api_url", _http_url, "http://site:8000/api",
-          "The site's API base URL, without a user or password (the token authenticates)"),
-    Field("API_KEYS_SITE_API", "site_api_key", _required_secret, UPSTREAM_DEV_SITE_KEY,
-          "The site's API token (Authorization: Token ...)", True),
-    Field("SYNC_CHUNK_SIZE", "chunk_size", _int_between(1, MAX_CHUNK_SIZE), "1000",
-          f"Users per site request, at most {MAX_CHUNK_SIZE}; the site slows past 1000"),
-    Field("SYNC_MAX_IN_FLIGHT", "max_in_flight", _int_between(1, MAX_IN_FLIGHT), "2",
-          "Most site requests at once; the sender adapts below this"),
-    Field("SYNC_PAGE_SIZE", "page_size", _int_between(1, 10000), "2500",
-          "Users per page when reading the site"),
-    Field("SYNC_REQUEST_TIMEOUT", "request_timeout", _float_between(1, 900), "120",
-          "Seconds before one site request is abandoned and retried"),
-    Field("SYNC_RETRY_ATTEMPTS", "retry_attempts", _int_between(1, 20), "5",
-          "Attempts per site request before the chunk is reported failed"),
-    Field("SYNC_STATE_URL", "state_url", _state_url, "sqlite:///data/sync-state.sqlite3",
-          "Run journal and lock store: sqlite:///path or redis://[:password@]host:port/db"),
-    Field("SYNC_STARTUP", "startup_sync", _bool, "true", "Run a roles-then-users sync at start-up"),
-    Field("SYNC_RECONCILE_INTERVAL", "reconcile_interval", _hours(MAX_RECONCILE_HOURS), "6",
-          "Hours between background roles-then-users syncs that repair drift (each wait ±5%, "
-          "fractions allowed); 0 turns them off"),
-    Field("SYNC_CHUNKING_TIMEOUT", "chunking_timeout", _float_between(1, 3600), "300",
-          "Seconds to wait for the guild's member list before saying in the log channel that it "
-          "is late"),
-    Field("SYNC_PROGRESS_INTERVAL", "progress_interval", _float_between(1, 300), "5",
-          "Seconds between edits of a run's live message (Discord allows 5 per 5 s)"),
-    Field("SYNC_GUARD_LEFT_SHARE", "guard_left_share", _float_between(0, 1), "0.10",
-          "An automatic run marking more than this share of users as left asks a moderator first"),
-    Field("SYNC_GUARD_UPDATE_SHARE", "guard_update_share", _float_between(0, 1), "0.25",
-          "An automatic run writing any one field for more than this share of users asks a "
-          "moderator first"),
-    Field("SYNC_GUARD_ROLE_DELETE_SHARE", "guard_role_delete_share", _float_between(0, 1), "0.10",
-          "An automatic run deleting more than this share of roles asks a moderator first"),
-    Field("SYNC_GUARD_TIMEOUT", "guard_timeout", _float_between(1, 86400), "900",
-          "Seconds the guard's confirmation waits before it cancels"),
-    Field("SYNC_BREAKER_THRESHOLD", "breaker_threshold", _int_between(1, 100), "3",
-          "Consecutive failed automatic runs before automatic runs stop"),
-    Field("BOT_SENTRY_DSN", "sentry_dsn", _secret, "", "Sentry DSN; empty disables Sentry", True),
-    Field("BOT_SENTRY_ENVIRONMENT", "sentry_environment", _text, "production",
-          "Sentry environment name"),
-    Field("LOG_LEVEL", "log_level", _log_level, "INFO", "Logging level"),
-    Field("DISCORD_API_URL", "discord_api_url", _optional_http_url, "",
-          "Sandbox only: a loopback Discord REST base; empty means discord.com"),
-    Field("DISCORD_GATEWAY_URL", "discord_gateway_url", _url_text, "",
-          "Sandbox only: a loopback Discord gateway URL; empty means Discord's"),
-)  # fmt: skip
+class _TextSource(EnvSettingsSource):
+    """Variables from `variables` (an environment or a `.env` file's), each value handed to its
+    field's parser as the text written: pydantic-settings would decode a list setting as JSON,
+    but SYNC_MODERATOR_ROLE_IDS is written `1, 2,3`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str | None]):
+        super().__init__(settings_cls)
+        self.env_vars = dict(variables)
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        return value
 
 
-@dataclass(frozen=True)
-class Settings:
-    bot_token: Secret | None
-    guild_id: int | None
-    log_channel_id: int | None
-    moderator_role_ids: tuple[int, ...]
-    prefix: str
-    site_api_url: SecretURL
-    site_api_key: Secret
-    chunk_size: int
-    max_in_flight: int
-    page_size: int
-    request_timeout: float
-    retry_attempts: int
-    state_url: SecretURL
-    startup_sync: bool
-    reconcile_interval: float
-    chunking_timeout: float
-    progress_interval: float
-    guard_left_share: float
-    guard_update_share: float
-    guard_role_delete_share: float
-    guard_timeout: float
-    breaker_threshold: int
-    sentry_dsn: Secret | None
-    sentry_environment: str
-    log_level: str
-    discord_api_url: SecretURL | None
-    discord_gateway_url: SecretURL
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("_ENVIRON", default=None)
+"""The mapping `load_settings` was given to read instead of `os.environ` (tests, the sandbox)."""
+
+
+class Settings(BaseSettings):
+    """Every setting; `load_settings` reads it and words a bad value as a `SettingsError`."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True, env_file=".env", frozen=True, validate_default=True
+    )
+
+    # fmt: off
+    bot_token: Secret = _setting("BOT_TOKEN", "", "Discord bot token; empty runs the sandbox demo")
+    guild_id: Snowflake = _setting("GUILD_ID", "", "The guild to sync (needed with a token)")
+    log_channel_id: Snowflake = _setting("SYNC_LOG_CHANNEL_ID", "",
+        "Channel for live progress and every sync error (needed with a token)")
+    moderator_role_ids: Annotated[tuple[int, ...], PlainValidator(_snowflakes)] = _setting(
+        "SYNC_MODERATOR_ROLE_IDS", "",
+        "Comma-separated role ids allowed to run !sync (administrators always are)")
+    prefix: Annotated[str, PlainValidator(_prefix)] = _setting("BOT_PREFIX", "!", "Command prefix")
+    site_api_url: URL = _setting("URLS_SITE_API", "http://site:8000/api",
+        "The site's API base URL, without a user or password (the token authenticates)")
+    site_api_key: Annotated[SecretStr, PlainValidator(_required_secret)] = _setting(
+        "API_KEYS_SITE_API", UPSTREAM_DEV_SITE_KEY,
+        "The site's API token (Authorization: Token ...)")
+    chunk_size: Annotated[int, _between(int, 1, MAX_CHUNK_SIZE)] = _setting("SYNC_CHUNK_SIZE",
+        "1000", f"Users per site request, at most {MAX_CHUNK_SIZE}; the site slows past 1000")
+    max_in_flight: Annotated[int, _between(int, 1, MAX_IN_FLIGHT)] = _setting("SYNC_MAX_IN_FLIGHT",
+        "2", "Most site requests at once; the sender adapts below this")
+    page_size: Annotated[int, _between(int, 1, 10000)] = _setting("SYNC_PAGE_SIZE", "2500",
+        "Users per page when reading the site")
+    request_timeout: Annotated[float, _between(float, 1, 900)] = _setting("SYNC_REQUEST_TIMEOUT",
+        "120", "Seconds before one site request is abandoned and retried")
+    retry_attempts: Annotated[int, _between(int, 1, 20)] = _setting("SYNC_RETRY_ATTEMPTS", "5",
+        "Attempts per site request before the chunk is reported failed")
+    state_url: Annotated[SecretURL, PlainValidator(_state_url)] = _setting("SYNC_STATE_URL",
+        "sqlite:///data/sync-state.sqlite3",
+        "Run journal and lock store: sqlite:///path or redis://[:password@]host:port/db")
+    startup_sync: Annotated[bool, PlainValidator(_bool)] = _setting("SYNC_STARTUP", "true",
+        "Run a roles-then-users sync at start-up")
+    reconcile_interval: Annotated[float, PlainValidator(_hours)] = _setting(
+        "SYNC_RECONCILE_INTERVAL", "6",
+        "Hours between background roles-then-users syncs that repair drift (each wait ±5%, "
+        "fractions allowed); 0 turns them off")
+    chunking_timeout: Annotated[float, _between(float, 1, 3600)] = _setting(
+        "SYNC_CHUNKING_TIMEOUT", "300",
+        "Seconds to wait for the guild's member list before saying in the log channel that it "
+        "is late")
+    progress_interval: Annotated[float, _between(float, 1, 300)] = _setting(
+        "SYNC_PROGRESS_INTERVAL", "5",
+        "Seconds between edits of a run's live message (Discord allows 5 per 5 s)")
+    guard_left_share: Share = _setting("SYNC_GUARD_LEFT_SHARE", "0.10",
+        "An automatic run marking more than this share of users as left asks a moderator first")
+    guard_update_share: Share = _setting("SYNC_GUARD_UPDATE_SHARE", "0.25",
+        "An automatic run writing any one field for more than this share of users asks a "
+        "moderator first")
+    guard_role_delete_share: Share = _setting("SYNC_GUARD_ROLE_DELETE_SHARE", "0.10",
+        "An automatic run deleting more than this share of roles asks a moderator first")
+    guard_timeout: Annotated[float, _between(float, 1, 86400)] = _setting("SYNC_GUARD_TIMEOUT",
+        "900", "Seconds the guard's confirmation waits before it cancels")
+    breaker_threshold: Annotated[int, _between(int, 1, 100)] = _setting("SYNC_BREAKER_THRESHOLD",
+        "3", "Consecutive failed automatic runs before automatic runs stop")
+    sentry_dsn: Secret = _setting("BOT_SENTRY_DSN", "", "Sentry DSN; empty disables Sentry")
+    # A lambda, not str.strip: pydantic 2.7 would take its second parameter for the info argument.
+    sentry_environment: Annotated[str, PlainValidator(lambda text: text.strip())] = _setting(
+        "BOT_SENTRY_ENVIRONMENT", "production", "Sentry environment name")
+    log_level: Annotated[str, PlainValidator(_log_level)] = _setting("LOG_LEVEL", "INFO",
+        "Logging level")
+    metrics_port: Annotated[int | None, PlainValidator(_optional(_between(int, 1, 65535).func))] = (
+        _setting("SYNC_METRICS_PORT", "",
+        "Port of a Prometheus /metrics endpoint, used when the host bot has no statsd client; "
+        "empty turns it off"))
+    metrics_host: Annotated[str, PlainValidator(_listen_address)] = _setting(
+        "SYNC_METRICS_HOST", "127.0.0.1",
+        "Address the metrics endpoint listens on; 0.0.0.0 listens on every interface "
+        "(needed in a container)")
+    discord_api_url: Annotated[SecretURL | None, PlainValidator(_optional(_http_url))] = _setting(
+        "DISCORD_API_URL", "",
+        "Sandbox only: a loopback Discord REST base; empty means discord.com")
+    discord_gateway_url: Annotated[SecretURL, PlainValidator(_url)] = _setting(
+        "DISCORD_GATEWAY_URL", "",
+        "Sandbox only: a loopback Discord gateway URL; empty means Discord's")
+    # fmt: on
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment (or the mapping `load_settings` was given in its place), then `.env`."""
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        environ = _ENVIRON.get()
+        return (
+            _TextSource(settings_cls, os.environ if environ is None else environ),
+            _TextSource(settings_cls, dotenv_settings.env_vars),
+        )
 
     def check_bot_ready(self) -> None:
         """Settings the real bot cannot run without (the sandbox fills them in itself)."""
@@ -345,29 +342,47 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret's plain value and every URL setting's credentials, for the scrubbers."""
-        values = [getattr(self, f.attr) for f in FIELDS]
-        found = [v.reveal() for v in values if isinstance(v, Secret) and v.reveal()]
+        values = dict(self).values()
+        found = [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
         found += [c for v in values if isinstance(v, SecretURL) for c in v.credentials]
-        return list(dict.fromkeys(found))
+        return list(dict.fromkeys(s for s in found if s))
+
+
+class Setting(NamedTuple):
+    """One setting as operators see it, for `.env.example`, the operator guide and errors."""
+
+    env: str
+    attr: str
+    default: str
+    help: str
+    secret: bool
+
+    @classmethod
+    def of(cls, attr: str, field: FieldInfo) -> Setting:
+        """The listing of `Settings.attr`; its secret flag says whether it is a `SecretStr`."""
+        secret = SecretStr in (field.annotation, *get_args(field.annotation))
+        return cls(str(field.validation_alias), attr, field.default, str(field.description), secret)
+
+
+FIELDS: tuple[Setting, ...] = tuple(
+    Setting.of(name, field) for name, field in Settings.model_fields.items()
+)
 
 
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
-    """Read settings; the process environment wins over `.env`, which wins over the defaults."""
-    values: dict[str, str | None] = {}
-    if env_file is not None and Path(env_file).is_file():
-        values.update(dotenv_values(env_file))
-    values.update(os.environ if environ is None else environ)
-    parsed: dict[str, Any] = {}
-    for field in FIELDS:
-        raw = values.get(field.env)
-        text = field.default if raw is None else raw
-        try:
-            parsed[field.attr] = field.parse(text)
-        except ValueError as error:
-            # Masked before it is cut to length, so no cut can leave part of a password.
-            shown = "" if field.secret else f" (got {mask_url(text)[0]!r:.60})"
-            raise SettingsError(f"setting {field.env}: {error}{shown}") from None
-    assert {f.attr for f in FIELDS} == {f.name for f in fields(Settings)}
-    return Settings(**parsed)
+    """Read settings; the environment (or `environ` instead) wins over `.env`, then defaults."""
+    reset = _ENVIRON.set(environ)
+    try:
+        return Settings(_env_file=env_file)
+    except ValidationError as error:
+        first = error.errors()[0]  # in field order, as operators read .env.example
+        env = str(first["loc"][0])
+        reason = first.get("ctx", {}).get("error", first["msg"])
+        secret = any(f.secret for f in FIELDS if f.env == env)
+        # Masked before it is cut to length, so no cut can leave part of a password.
+        shown = "" if secret else f" (got {mask_url(str(first['input']))[0]!r:.60})"
+        raise SettingsError(f"setting {env}: {reason}{shown}") from None
+    finally:
+        _ENVIRON.reset(reset)

@@ -76,7 +76,7 @@ def test_the_example_loads_as_it_stands():
     """A copied .env.example must start the config without an error (tokens aside)."""
     settings = load_settings(environ={}, env_file=ENV_EXAMPLE)
     assert settings.bot_token is None
-    assert settings.site_api_key.reveal() == UPSTREAM_DEV_SITE_KEY
+    assert settings.site_api_key.get_secret_value() == UPSTREAM_DEV_SITE_KEY
 
 
 def test_no_secret_has_a_value_except_the_public_development_key():

@@ -153,7 +153,13 @@ async def test_a_session_lost_while_the_member_list_loads_reloads_it_before_sync
         summary = await h.wait_for_summary("User sync")
         assert summary.startswith("✅") and " 0 marked left" in summary, summary
         assert (stats.sessions_ended, stats.invalid_sessions, stats.identifies) == (1, 1, 2)
-        assert stats.resumes == 0 and h.cog.sessions_replaced == 0
+        assert stats.resumes == 0
+        # Whether discord.py says ready for the lost session first (its `clear_chunk_requests`
+        # hands the waiting chunk request the partial list when the socket closes) or only for
+        # the new one depends on how soon the new READY comes: the start-up then either reloads
+        # once (sessions_replaced 1) or starts on the new session. Either way no sync may run on
+        # the partial list, which the summary and the site say.
+        assert h.cog.sessions_replaced in (0, 1)
         await h.until_site_matches()
 
 

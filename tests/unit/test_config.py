@@ -3,8 +3,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from guild_sync.config import FIELDS, MAX_CHUNK_SIZE, Secret, SettingsError, load_settings
+from guild_sync.config import FIELDS, MAX_CHUNK_SIZE, SettingsError, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """Where `python -m bot` is found: the runnable bot is run from a checkout, not installed."""
@@ -61,7 +62,7 @@ def test_secrets_never_show_in_reprs_or_errors():
     shown = repr(s) + str(s)
     for secret in ("tok-123", "key-456", "https://d@s/1"):
         assert secret not in shown
-    assert s.bot_token == Secret("tok-123")
+    assert s.bot_token == SecretStr("tok-123")
     assert sorted(s.secrets()) == sorted(["tok-123", "key-456", "https://d@s/1"])
     with pytest.raises(SettingsError) as info:
         settings(API_KEYS_SITE_API=" ")
@@ -74,6 +75,22 @@ def test_environment_wins_over_env_file(tmp_path):
     s = load_settings({"SYNC_CHUNK_SIZE": "250"}, env_file=env_file)
     assert s.chunk_size == 250
     assert s.prefix == "?"
+
+
+def test_the_process_environment_wins_over_env_file_unless_a_mapping_replaces_it(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("BOT_TOKEN", "from-the-process")
+    monkeypatch.setenv("SYNC_CHUNK_SIZE", "250")
+    env_file = tmp_path / ".env"
+    env_file.write_text("SYNC_CHUNK_SIZE=500\nSYNC_MODERATOR_ROLE_IDS=1, 2\n")
+    s = load_settings(env_file=env_file)
+    assert (s.bot_token, s.chunk_size, s.moderator_role_ids) == (
+        SecretStr("from-the-process"),
+        250,
+        (1, 2),  # a list setting is read as written, not as JSON
+    )
+    assert settings().bot_token is None  # an explicit mapping replaces os.environ whole
 
 
 def test_moderator_roles_accept_commas_and_spaces():
@@ -142,7 +159,7 @@ def test_urls_without_credentials_are_unchanged():
     s = settings(SYNC_STATE_URL="redis://redis:6379/0")
     assert "state_url='redis://redis:6379/0'" in repr(s)
     assert "site_api_url='http://site:8000/api'" in repr(s)
-    assert s.secrets() == [s.site_api_key.reveal()]
+    assert s.secrets() == [s.site_api_key.get_secret_value()]
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ from guild_sync.exts.sync._discord_guild import (
     role_record,
 )
 from guild_sync.exts.sync._messages import count, fit, literal, site_message
+from guild_sync.exts.sync._metrics import SyncMetrics
 from guild_sync.exts.sync._reconcile import Reconciler
 from guild_sync.exts.sync._rejections import Rejections
 from guild_sync.exts.sync._reporter import NO_PINGS, RunReporter, summary
@@ -60,7 +61,7 @@ from guild_sync.exts.sync._runs import (
     NullChannel,
     Runs,
 )
-from guild_sync.exts.sync._sentry import init_sentry
+from guild_sync.exts.sync._sentry import setup_sentry
 from guild_sync.exts.sync._tracing import StartupCheckIn, track_error
 from guild_sync.journal import Run
 from guild_sync.site import RetryPolicy, SiteAPIError, SiteClient
@@ -80,7 +81,7 @@ class SyncCog(commands.Cog, name="Sync"):
         self.settings = settings
         self.client = SiteClient(
             settings.site_api_url,
-            settings.site_api_key.reveal(),
+            settings.site_api_key.get_secret_value(),
             timeout=settings.request_timeout,
             retry=RetryPolicy(attempts=settings.retry_attempts),
         )
@@ -108,23 +109,29 @@ class SyncCog(commands.Cog, name="Sync"):
         """Discord's RATE_LIMITED answers to member requests (discord.py has no handler)."""
         self._outage: asyncio.Task[None] | None = None
         """Waits for the guild to come back from an outage, then resumes the engine."""
+        self.metrics = SyncMetrics.of(bot, settings)
+        """Through the host's `bot.stats` (statsd) when it has one; see `_metrics.py`."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def cog_load(self) -> None:
-        if self.settings.sentry_dsn is not None:
-            init_sentry(
-                self.settings.sentry_dsn.reveal(),
-                self.settings.sentry_environment,
-                self.settings.secrets(),
-            )
+        setup_sentry(self.settings)  # the host's client if it has one (see _sentry.py)
         # Drift repair: waits for `startup_done`; cancelled with the other tasks on unload.
         self.reconciler = Reconciler.of(self)
         self._spawn(self.reconciler.run(), "sync-reconcile-timer")
+        if self.bot.is_ready():
+            self._begin()  # loaded after READY: on_ready has been and gone
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
-        """Start once per process: READY also fires after every reconnect without a resume."""
+        self._begin()
+
+    def _begin(self) -> None:
+        """Start once per load, however the host loads the extension: before login (on_ready
+        starts it), after READY or after `guild_available` (pydis_core's loader; discord.py
+        dispatches `ready` right after it, so such an extension never sees on_ready and
+        cog_load starts it), or by a reload. READY also fires after every reconnect without a
+        resume, which `on_connect` handles."""
         if not self._started:
             self._started = True
             self._spawn(self._start(), "sync-startup")
@@ -160,6 +167,7 @@ class SyncCog(commands.Cog, name="Sync"):
         self._reloading = self._spawn(self._reload(), "sync-reload")
 
     async def cog_unload(self) -> None:
+        await self.metrics.close()  # first: a later step that raises must not keep the port
         self.member_requests.close()
         for task in list(self._tasks):
             task.cancel()
@@ -218,7 +226,9 @@ class SyncCog(commands.Cog, name="Sync"):
             book=self.book,
             channel=lambda: self.log_channel,
             post=self.post,
+            metrics=self.metrics,
         )
+        self._spawn(self.metrics.watch(self.engine), "sync-metrics")
         await self._report_recovery(self.runs)
         self.engine.subscribe(self._report_event_errors)
         self.engine.start()

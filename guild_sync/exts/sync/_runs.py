@@ -33,9 +33,10 @@ from guild_sync.engine.progress import RunFinished
 from guild_sync.exts.sync._bookkeeping import Refusal, RunBook, Ticket, journal_status
 from guild_sync.exts.sync._guard import Guard
 from guild_sync.exts.sync._messages import literal
+from guild_sync.exts.sync._metrics import NullSink, SyncMetrics
 from guild_sync.exts.sync._reporter import NO_PINGS, RunReporter
 from guild_sync.exts.sync._tracing import RunTrace, sentry_on, track_error
-from guild_sync.journal import BreakerChange
+from guild_sync.journal import SUCCEEDED, BreakerChange
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,10 @@ class Runs:
         book: RunBook,
         channel: Callable[[], discord.abc.Messageable | None],
         post: Post,
+        metrics: SyncMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or SyncMetrics(NullSink())
         self.engine = engine
         self.book = book
         self.channel = channel
@@ -145,16 +148,22 @@ class Runs:
         async with self._locks[LOCK_OF_KIND[kind]]:
             started = await self._begin(kind, trigger, actor, dry_run, role, ctx, detail)
             if started is None:
+                self.metrics.run_refused(kind)
                 return None
             ticket, reporter = started
             plan = self.guard.take_plan(kind)
+            began = time.monotonic()
             report = await self._execute(
                 kind, trigger, dry_run, role, ticket, reporter, actor, plan
+            )
+            status = journal_status(report.status, reporter.chunks_failed, report.error)
+            self.metrics.run_ended(
+                report, succeeded=status == SUCCEEDED, duration_s=time.monotonic() - began
             )
             # Journal first: a process stopped right after the summary shows still counts it.
             change = await self.book.finish(
                 ticket,
-                journal_status(report.status, reporter.chunks_failed, report.error),
+                status,
                 error=report.error or reporter.last_error,
                 done=reporter.meter.done,
                 failed=report.failed,
