@@ -9,6 +9,7 @@ import pytest
 
 from bot.sandbox.discord import LoopbackDiscord, point_discord_py_at
 from bot.sandbox.discord.gateway import CHUNK_SIZE
+from tests.e2e.harness import eventually
 
 from .conftest import make_bot, running
 
@@ -20,10 +21,12 @@ async def test_bot_logs_in_and_chunks_fifty_thousand_members(emulator: LoopbackD
     bot = make_bot()
     started = time.perf_counter()
     async with running(emulator, bot):
-        elapsed = time.perf_counter() - started
         guild = bot.get_guild(guild_state.id)
         assert guild is not None
-        assert guild.chunked
+        # discord.py says ready after max(5 s, members / 10,000 s) whether or not the chunks are
+        # all in (on a busy machine they are not); what matters is that every member arrives.
+        await eventually(lambda: guild.chunked, within=120)
+        elapsed = time.perf_counter() - started
         assert len(guild.members) == MEMBERS
         sample = next(m for m in guild_state.members.values() if m.nick)
         cached = guild.get_member(sample.id)
