@@ -17,11 +17,13 @@ log = logging.getLogger(__name__)
 SYNC_EXTENSION = "guild_sync.exts.sync"
 
 
-def intents() -> discord.Intents:
-    """Members to see the guild's list; message content for prefix commands; no presences."""
+def intents(*, message_content: bool = True) -> discord.Intents:
+    """Members to see the guild's list; no presences. Message content only for the prefix
+    commands: slash commands arrive as interactions, which need no intent, so a bot running
+    slash commands only does not ask Discord for a privileged intent it does not use."""
     chosen = discord.Intents.default()
     chosen.members = True
-    chosen.message_content = True
+    chosen.message_content = message_content
     chosen.presences = False
     return chosen
 
@@ -30,7 +32,7 @@ def build_bot(settings: Settings, **client_options: Any) -> commands.Bot:
     """The project's bot; `client_options` pass through to discord.py (tests shorten waits)."""
     bot = commands.Bot(
         command_prefix=settings.prefix,
-        intents=intents(),
+        intents=intents(message_content=settings.prefix_commands),
         allowed_mentions=discord.AllowedMentions.none(),
         help_command=None,
         **client_options,
@@ -45,6 +47,11 @@ async def run(settings: Settings) -> None:
 
         point_discord_py_at(settings.discord_api_url, settings.discord_gateway_url)
         log.info("using the loopback Discord at %s", settings.discord_api_url)
+    if not settings.prefix_commands:
+        log.info(
+            "SYNC_PREFIX_COMMANDS=false: slash commands only; not asking Discord for the "
+            "Message Content intent"
+        )
     bot = build_bot(settings)
     async with bot:
         await bot.load_extension(SYNC_EXTENSION)
@@ -64,7 +71,14 @@ def main() -> int:
         log.error("Discord refused the bot token (BOT_TOKEN)")
         return 1
     except discord.PrivilegedIntentsRequired:
-        log.error("enable the Server Members and Message Content intents for this application")
+        if settings.prefix_commands:
+            log.error(
+                "enable the Server Members and Message Content intents for this application "
+                "(or set SYNC_PREFIX_COMMANDS=false for slash commands only, which need no "
+                "Message Content intent)"
+            )
+        else:
+            log.error("enable the Server Members intent for this application")
         return 1
     except KeyboardInterrupt:
         pass

@@ -177,6 +177,19 @@ def _required_secret(text: str) -> SecretStr:
     return SecretStr(text.strip())
 
 
+def _sentry_dsn(text: str) -> SecretStr:
+    """A DSN sentry_sdk accepts. Checked here because sentry_sdk checks it only when the
+    extension loads, where a typo was a traceback (`BadDsn` inside discord.py's ExtensionFailed)
+    instead of one line. Its reason is not repeated: it may quote part of the DSN."""
+    from sentry_sdk.utils import BadDsn, Dsn  # only when one is set: the CLI starts faster
+
+    try:
+        Dsn(text.strip())
+    except BadDsn:
+        raise ValueError("must be a Sentry DSN such as https://KEY@o0.ingest.sentry.io/0") from None
+    return SecretStr(text.strip())
+
+
 def _prefix(text: str) -> str:
     if not text or text.isspace() or len(text) > 10:
         raise ValueError("must be 1 to 10 characters, not only spaces")
@@ -209,6 +222,7 @@ Snowflake = Annotated[int | None, PlainValidator(_optional(_snowflake))]
 Share = Annotated[float, _between(float, 0, 1)]
 Secret = Annotated[SecretStr | None, PlainValidator(_optional(_required_secret))]
 URL = Annotated[SecretURL, PlainValidator(_http_url)]
+DSN = Annotated[SecretStr | None, PlainValidator(_optional(_sentry_dsn))]
 
 
 def _setting(env: str, default: str, help: str) -> Any:
@@ -250,6 +264,10 @@ class Settings(BaseSettings):
         "SYNC_MODERATOR_ROLE_IDS", "",
         "Comma-separated role ids allowed to run !sync (administrators always are)")
     prefix: Annotated[str, PlainValidator(_prefix)] = _setting("BOT_PREFIX", "!", "Command prefix")
+    prefix_commands: Annotated[bool, PlainValidator(_bool)] = _setting(
+        "SYNC_PREFIX_COMMANDS", "true",
+        "Answer the !sync prefix commands (needs the Message Content intent); false: slash "
+        "commands only")
     site_api_url: URL = _setting("URLS_SITE_API", "http://site:8000/api",
         "The site's API base URL, without a user or password (the token authenticates)")
     site_api_key: Annotated[SecretStr, PlainValidator(_required_secret)] = _setting(
@@ -292,7 +310,7 @@ class Settings(BaseSettings):
         "900", "Seconds the guard's confirmation waits before it cancels")
     breaker_threshold: Annotated[int, _between(int, 1, 100)] = _setting("SYNC_BREAKER_THRESHOLD",
         "3", "Consecutive failed automatic runs before automatic runs stop")
-    sentry_dsn: Secret = _setting("BOT_SENTRY_DSN", "", "Sentry DSN; empty disables Sentry")
+    sentry_dsn: DSN = _setting("BOT_SENTRY_DSN", "", "Sentry DSN; empty disables Sentry")
     # A lambda, not str.strip: pydantic 2.7 would take its second parameter for the info argument.
     sentry_environment: Annotated[str, PlainValidator(lambda text: text.strip())] = _setting(
         "BOT_SENTRY_ENVIRONMENT", "production", "Sentry environment name")

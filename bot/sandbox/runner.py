@@ -10,7 +10,9 @@ of N workers, "none" answers at once.
 
 With `--site-url` the site is the operator's own (a staging copy) instead of the sandbox site:
 the guild is written into it through its API first (see `external_site`), so a rehearsal shows
-what the scenario costs that site.
+what the scenario costs that site. That guild is the community variant (`SandboxGuild.
+community`: members hold a community's spread of roles), and only the scenarios declared
+`rehearsable` (bot/sandbox/scenarios/registry.py) are played against such a site.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from bot.sandbox.external_site import (
 from bot.sandbox.log_printer import LogPrinter
 from bot.sandbox.sandbox import RETRY_LINE, Sandbox
 from bot.sandbox.scenarios import SCENARIOS, Scenario
+from bot.sandbox.scenarios.registry import rehearsable_names
 from bot.sandbox.site import DEFAULT_TOKEN, SiteStore
 from bot.sandbox.site.cost import COST_MODELS, DEFAULT_WORKERS, CostConfig
 from bot.sandbox.site.faults import FaultConfig
@@ -60,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--members", type=int, help="guild size (default: the scenario's)")
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO, choices=sorted(SCENARIOS))
-    parser.add_argument("--seed", type=int, default=0, help="seed for the site's faults")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for the site's faults and a rehearsal guild's roles",
+    )
     parser.add_argument(
         "--site-cost",
         choices=COST_MODELS,
@@ -152,7 +160,14 @@ async def run(
     with tempfile.TemporaryDirectory(prefix="guild-sync-sandbox-") as tmp:
         workdir = Path(tmp)
         async with LoopbackDiscord() as discord:
-            guild = SandboxGuild.build(discord, members)
+            # An operator's site is measured on data shaped like the real guild's; the sandbox
+            # site's cost model charges a role list by whether it is empty, not by its length,
+            # and every list holds @everyone, so the demo keeps the tests' guild.
+            guild = (
+                SandboxGuild.community(discord, members, seed=seed)
+                if external
+                else SandboxGuild.build(discord, members)
+            )
             site: SiteProcess | None = None
             setup_started = time.monotonic()
             if external is None:
@@ -349,16 +364,21 @@ def _external_site(args: argparse.Namespace, scenario: Scenario) -> ExternalSite
     token = args.site_token or os.environ.get("API_KEYS_SITE_API", "")
     if not token:
         raise SiteRefused(f"--site-url needs the site's token: --site-token or ${TOKEN_ENV}")
-    if scenario.needs_sandbox_site:
+    if not scenario.rehearsable:
         raise SiteRefused(
             f"scenario {scenario.name!r} needs the sandbox site (it breaks or inspects the site "
-            "through the sandbox's private controls); rehearse role-delete, mass-join or "
-            "member-updates against your site"
+            "through the sandbox's private controls); rehearse one of "
+            f"{', '.join(rehearsable_names())} against your site"
         )
-    if args.allow_existing and not scenario.seed_site:
+    if args.allow_existing and not scenario.writes_beside_existing:
+        how = (
+            "runs whole user and role syncs"
+            if scenario.seed_site
+            else "fills the site with the bot's start-up sync"
+        )
         raise SiteRefused(
-            f"scenario {scenario.name!r} fills the site with the bot's start-up sync, which "
-            "would mark the site's existing users as left; use an empty site"
+            f"scenario {scenario.name!r} {how}, which would mark the site's existing users as "
+            "left and delete its roles; use an empty site"
         )
     return ExternalSite(args.site_url.rstrip("/"), token, args.allow_existing)
 

@@ -2,16 +2,21 @@
 
 Scenarios, the end-to-end tests and the benchmark-like demo all build the same world: a guild
 with a "Developers" role held by every member (the outage's role), a few helpers, one moderator,
-a log channel and a commands channel. The site's expected contents are derived from the
-emulator's state with the same rules the bot applies to discord.py's members, which are the rules of
-python-discord/bot's syncer that wrote the real site's data: every member's `roles` holds the
-guild's default role (@everyone, id = the guild's id), and the site's roles include @everyone.
-`upstream_users` builds that data from the upstream code's own expression instead.
+a log channel and a commands channel. A rehearsal against an operator's site builds its
+community variant (`SandboxGuild.community`): the same, but members also hold a community's
+spread of roles, so what it writes into that site is shaped like the real guild's data. The
+site's expected contents are derived from the emulator's state with the same rules the bot
+applies to discord.py's members, which are the rules of python-discord/bot's syncer that wrote
+the real site's data: every member's `roles` holds the guild's default role (@everyone, id =
+the guild's id), and the site's roles include @everyone. `upstream_users` builds that data from
+the upstream code's own expression instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import itertools
+import random
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from bot.sandbox.discord import LoopbackDiscord
@@ -22,6 +27,24 @@ from guild_sync.site.records import Role, User
 DEVELOPERS, HELPERS, MODERATORS = "Developers", "Helpers", "Moderators"
 LOG_CHANNEL, COMMANDS_CHANNEL = "sync-log", "general"
 MAX_MISMATCHES_SHOWN = 20
+COMMUNITY_ROLES = (
+    "Announcements",
+    "Events",
+    "Python",
+    "Voice Verified",
+    "Contributors",
+    "JavaScript",
+    "Partners",
+)
+"""The community guild's roles besides the sandbox's three, the most often held first (a draw
+weights each COMMUNITY_POPULARITY times the one before; Helpers, the staff, come last)."""
+COMMUNITY_POPULARITY = 0.7
+COMMUNITY_SPREAD = {0: 0.15, 1: 0.40, 2: 0.30, 3: 0.15}
+"""How many roles a member of the community guild holds besides @everyone and Developers: a
+minority none, most one to three (a community's opt-in and rank roles). A role deletion that
+strips Developers leaves each member these, so its writes carry what a real guild's do."""
+
+RoleAssigner = Callable[[int, Sequence[RoleState]], list[int]]
 
 
 def _assign(index: int, roles: Sequence[RoleState]) -> list[int]:
@@ -35,6 +58,29 @@ def _assign(index: int, roles: Sequence[RoleState]) -> list[int]:
     return held
 
 
+def _assign_community(seed: int) -> RoleAssigner:
+    """Everyone is a developer (the outage's role, held by all) and member 1 the moderator; each
+    member also holds COMMUNITY_SPREAD's number of roles, drawn from COMMUNITY_ROLES and
+    Helpers by popularity. Seeded: the same guild every run of a seed."""
+    rng = random.Random(seed)
+    counts = list(COMMUNITY_SPREAD)
+    count_weights = list(itertools.accumulate(COMMUNITY_SPREAD.values()))
+    pool = (*COMMUNITY_ROLES, HELPERS)  # staff are few
+    pool_weights = list(
+        itertools.accumulate(COMMUNITY_POPULARITY**rank for rank in range(len(pool)))
+    )
+
+    def assign(index: int, roles: Sequence[RoleState]) -> list[int]:
+        by_name = {role.name: role.id for role in roles}
+        held = {DEVELOPERS} | ({MODERATORS} if index == 1 else set())
+        wanted = len(held) + rng.choices(counts, cum_weights=count_weights)[0]
+        while len(held) < wanted:
+            held.add(rng.choices(pool, cum_weights=pool_weights)[0])
+        return sorted(by_name[name] for name in held)
+
+    return assign
+
+
 @dataclass
 class SandboxGuild:
     discord: LoopbackDiscord
@@ -42,12 +88,28 @@ class SandboxGuild:
 
     @classmethod
     def build(cls, discord: LoopbackDiscord, members: int) -> SandboxGuild:
+        """The tests' guild: every member a developer, every tenth a helper, nothing else (a
+        role deletion leaves 90% of them only @everyone; hundreds of tests count on it)."""
+        return cls._create(discord, members, (DEVELOPERS, HELPERS, MODERATORS), _assign)
+
+    @classmethod
+    def community(cls, discord: LoopbackDiscord, members: int, *, seed: int = 0) -> SandboxGuild:
+        """A guild whose members hold roles as a community's do (COMMUNITY_SPREAD), besides
+        Developers, which all hold: what a rehearsal writes into an operator's site, so a
+        rehearsed role deletion sends the site the role lists it would get on the real guild."""
+        names = (DEVELOPERS, HELPERS, MODERATORS, *COMMUNITY_ROLES)
+        return cls._create(discord, members, names, _assign_community(seed))
+
+    @classmethod
+    def _create(
+        cls, discord: LoopbackDiscord, members: int, roles: Sequence[str], assign: RoleAssigner
+    ) -> SandboxGuild:
         state = discord.create_guild(
             "Sandbox Guild",
             member_count=members,
-            role_names=(DEVELOPERS, HELPERS, MODERATORS),
+            role_names=roles,
             channel_names=(COMMANDS_CHANNEL, LOG_CHANNEL),
-            assign_roles=_assign,
+            assign_roles=assign,
         )
         return cls(discord, state)
 

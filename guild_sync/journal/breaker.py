@@ -108,11 +108,21 @@ class Breaker:
 
     async def record_result(self, run: Run) -> BreakerChange | None:
         """Count a finished run; returns the change only to the call that made it."""
+        return (await self.record(run))[1]
+
+    async def record(self, run: Run) -> tuple[BreakerState, BreakerChange | None]:
+        """Count a finished run: the kind's state after it (whether or not this call changed
+        it, for a gauge of the breaker's state), and the change only to the call that made it."""
         if run.is_running:
             raise ValueError(f"run {run.run_id} has not finished")
         before, after = await self.journal.transform_breaker(
             run.kind, lambda state: next_state(state, run, self.threshold)
         )
         if before.is_open == after.is_open:
-            return None
-        return BreakerChange(kind=run.kind, opened=after.is_open, state=after, run_id=run.run_id)
+            return after, None
+        change = BreakerChange(kind=run.kind, opened=after.is_open, state=after, run_id=run.run_id)
+        return after, change
+
+    async def is_open(self, kind: str) -> bool:
+        """Whether automatic runs of `kind` are refused now."""
+        return (await self.journal.load_breaker(kind)).is_open

@@ -19,10 +19,12 @@ from discord.ext import commands
 
 from bot.runner import SYNC_EXTENSION, build_bot
 from bot.sandbox.discord import LoopbackDiscord, point_discord_py_at
+from bot.sandbox.discord.interactions import InteractionRecord
 from bot.sandbox.discord.state import StoredMessage
 from bot.sandbox.site import DEFAULT_TOKEN, FaultConfig, SandboxSite
+from bot.sandbox.site.cost import CostConfig
 from bot.sandbox.world import SandboxGuild, mismatches
-from guild_sync.config import load_settings
+from guild_sync.config import Settings, load_settings
 from guild_sync.exts.sync._cog import SyncCog
 from guild_sync.exts.sync._reporter import is_final_summary
 from guild_sync.site import SiteClient
@@ -133,6 +135,39 @@ class Harness:
         assert found is not None
         return found
 
+    async def slash(
+        self, invocation: str, member_id: int | None = None, within: float = 10.0, **options: Any
+    ) -> InteractionRecord:
+        """A member (the moderator unless told) runs `/invocation` (`"sync users"`) with these
+        options in the commands channel; returns once the bot has answered the interaction
+        (its callback: a message, or a deferral)."""
+        member = self.guild.moderator_id if member_id is None else member_id
+        channel = self.guild.commands_channel_id
+        return await self.discord.slash_command(channel, member, invocation, options, within=within)
+
+    async def answer_to(
+        self,
+        record: InteractionRecord,
+        predicate: Callable[[str], bool] = bool,
+        within: float = 30.0,
+    ) -> StoredMessage:
+        """The interaction's response message once its content satisfies `predicate` (by
+        default: has any; a deferred response is an empty "thinking" message until followed
+        up)."""
+
+        def answered() -> StoredMessage | None:
+            message = self.discord.original_response(record)
+            return message if message is not None and predicate(message.content) else None
+
+        await self.discord.wait_until(lambda: answered() is not None, within)
+        found = answered()
+        assert found is not None
+        return found
+
+    async def slash_commands_registered(self, within: float = 30.0) -> None:
+        """Wait until the cog has checked (and if needed made) its slash commands' registration."""
+        await asyncio.wait_for(self.cog.app_commands_ready.wait(), within)
+
     async def mismatches(self) -> list[str]:
         return await mismatches(self.client, self.guild)
 
@@ -196,13 +231,19 @@ async def running_bot(
     wait_for_startup: bool = True,
     wait_for_ready: bool = True,
     discord_options: dict[str, Any] | None = None,
+    site_cost: CostConfig | None = None,
+    adjust_settings: Callable[[Settings], Settings] | None = None,
 ) -> AsyncIterator[Harness]:
     """`wait_for_startup` False waits only until the cog is ready (the member list loaded);
     `wait_for_ready` False yields as soon as the bot is starting. `discord_options` are the
     loopback Discord's (its gateway faults, say); `prepare` may switch them on too, through
-    `guild.discord`, before the bot connects."""
+    `guild.discord`, before the bot connects. `site_cost` runs the sandbox site's cost model
+    (bot/sandbox/site/cost.py; its `time_scale` plays the modelled time faster); without it
+    the site answers at once, as every other test wants. `adjust_settings` changes the loaded
+    settings before the bot is built (a field the environment cannot set yet, say)."""
     options = discord_options or {}
-    async with LoopbackDiscord(**options) as discord, SandboxSite(faults=faults) as site:
+    site_under_test = SandboxSite(faults=faults, cost=site_cost)
+    async with LoopbackDiscord(**options) as discord, site_under_test as site:
         guild = SandboxGuild.build(discord, members)
         if seed_site:
             site.store.seed(guild.expected_roles(), guild.expected_users())
@@ -217,6 +258,8 @@ async def running_bot(
         environ["SYNC_PROGRESS_INTERVAL"] = "1"
         environ.update(settings or {})
         bot_settings = load_settings(environ, env_file=None)
+        if adjust_settings is not None:
+            bot_settings = adjust_settings(bot_settings)
         undo = point_discord_py_at(discord.api_url, discord.gateway_url)
         bot = build_bot(bot_settings, guild_ready_timeout=0.2)
         client = SiteClient(site.url, DEFAULT_TOKEN)

@@ -16,6 +16,8 @@ class RefusedReplies:
     """A command context whose replies Discord refuses, as it does when the moderator deleted
     the command message ("Unknown message" for the reply's reference)."""
 
+    interaction = None  # a prefix command's context, as discord.py's has
+
     def __init__(self) -> None:
         self.refused = 0
 

@@ -6,6 +6,7 @@ the rehearsal knows it only by its URL and token, as it would know an operator's
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,27 @@ async def test_rehearsal_seeds_an_empty_site_in_bounded_creates_and_ends_consist
     assert summary["site_peak_rss_mib"] > 0
     _, users = await site_contents(client)
     assert len(users) == MEMBERS and all(user.in_guild for user in users)
+    # The community guild: the deletion left most members one to three roles besides
+    # @everyone, a minority none (so its writes cost the site what the real guild's would).
+    kept = Counter(len(user.roles) - 1 for user in users)
+    assert kept[0] < MEMBERS / 4 and kept[1] + kept[2] + kept[3] > MEMBERS * 0.7, kept
+
+
+@pytest.mark.timeout(120)
+async def test_bad_records_is_rehearsed_against_a_site_known_only_by_its_url(
+    site: SiteProcess, client: SiteClient, tmp_path: Path
+) -> None:
+    status, out, err = rehearse(site, tmp_path, "--scenario", "bad-records", "--members", "300")
+
+    summary = last_json(out)
+    assert status == 0, err + out[-3000:]
+    assert summary["consistent"] is True and summary["site"] == "external"
+    # The two members the site's contract cannot store were rejected by the site itself and
+    # listed in the log channel; nothing the bot sent could ping anyone.
+    assert len(summary["isolated"]) == 2 and summary["isolated_unlisted"] == []
+    assert summary["errors_reported"] >= 1 and summary["unsafe_messages"] == 0
+    stats = await client.request("GET", "_sandbox/stats")
+    assert stats["largest_request_items"] <= 1000
 
 
 async def test_a_site_that_holds_records_is_refused_and_left_untouched(

@@ -1,11 +1,21 @@
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import PlainValidator, SecretStr
 
-from guild_sync.config import FIELDS, MAX_CHUNK_SIZE, SettingsError, load_settings
+from guild_sync.config import (
+    FIELDS,
+    MAX_CHUNK_SIZE,
+    Setting,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """Where `python -m bot` is found: the runnable bot is run from a checkout, not installed."""
@@ -228,3 +238,196 @@ def test_the_update_guard_share_defaults_to_a_quarter_and_is_checked():
     assert settings(SYNC_GUARD_UPDATE_SHARE="0.5").guard_update_share == 0.5
     with pytest.raises(SettingsError, match=r"^setting SYNC_GUARD_UPDATE_SHARE: must be between"):
         settings(SYNC_GUARD_UPDATE_SHARE="2")
+
+
+# -- a bad value of every type of setting stops start-up with one line (issue 18) ------------
+
+MARKER = "mark3r-s3cret-18"
+"""In every secret the CLI runs below are given, and in every bad value that can carry one
+(a password in a URL, a DSN): no output may show it."""
+ABOVE_MAXIMUM = "(the field's maximum + 1)"
+"""The bad value of a range type: each field's own bounds (see `bad_value`)."""
+
+
+@dataclass(frozen=True)
+class SettingType:
+    """One way a setting's text is read: the settings read that way, a bad value and what its
+    error says, or no bad value for a type that takes any text (and a test that it does)."""
+
+    covers: tuple[str, ...]
+    bad: str | None
+    fragment: str = ""
+
+
+RANGES = ("SYNC_CHUNK_SIZE", "SYNC_MAX_IN_FLIGHT", "SYNC_PAGE_SIZE", "SYNC_RETRY_ATTEMPTS")
+TIMES = ("SYNC_REQUEST_TIMEOUT", "SYNC_CHUNKING_TIMEOUT", "SYNC_PROGRESS_INTERVAL")
+SHARES = ("SYNC_GUARD_LEFT_SHARE", "SYNC_GUARD_UPDATE_SHARE", "SYNC_GUARD_ROLE_DELETE_SHARE")
+TYPES = {
+    "Discord id or empty": SettingType(
+        ("GUILD_ID", "SYNC_LOG_CHANNEL_ID"), "12abc", "must be a Discord id"
+    ),
+    "Discord id list": SettingType(("SYNC_MODERATOR_ROLE_IDS",), "1, two", "must be a Discord id"),
+    "command prefix": SettingType(("BOT_PREFIX",), "!" * 11, "must be 1 to 10 characters"),
+    "http(s) URL": SettingType(
+        ("URLS_SITE_API",), f"https://bot:{MARKER}@site/api", "must not contain a user or"
+    ),
+    "http(s) URL or empty": SettingType(
+        ("DISCORD_API_URL",), "ftp://discord.invalid/api", "must be an http:// or https:// URL"
+    ),
+    "journal URL": SettingType(
+        ("SYNC_STATE_URL",), f"postgres://u:{MARKER}@db/x", "must start with sqlite:///"
+    ),
+    "secret": SettingType(("API_KEYS_SITE_API",), " ", "must not be empty"),
+    "Sentry DSN or empty": SettingType(
+        ("BOT_SENTRY_DSN",), f"https://sentry.invalid/{MARKER}", "must be a Sentry DSN"
+    ),
+    "whole number in a range": SettingType(
+        (*RANGES, "SYNC_BREAKER_THRESHOLD"), ABOVE_MAXIMUM, "must be between 1 and"
+    ),
+    "whole number in a range or empty": SettingType(
+        ("SYNC_METRICS_PORT",), ABOVE_MAXIMUM, "must be between 1 and 65535"
+    ),
+    "number in a range": SettingType(
+        (*TIMES, "SYNC_GUARD_TIMEOUT"), ABOVE_MAXIMUM, "must be between 1 and"
+    ),
+    "share": SettingType(SHARES, ABOVE_MAXIMUM, "must be between 0 and 1"),
+    "hours": SettingType(
+        ("SYNC_RECONCILE_INTERVAL",), "-1", "must be a number of hours between 0 (off) and 720"
+    ),
+    "true or false": SettingType(
+        ("SYNC_PREFIX_COMMANDS", "SYNC_STARTUP"), "maybe", "must be true or false"
+    ),
+    "log level": SettingType(("LOG_LEVEL",), "LOUD", "must be DEBUG, INFO, WARNING"),
+    "IP address": SettingType(("SYNC_METRICS_HOST",), "localhost", "must be an IP address"),
+    # Any text: Discord checks the token at login ("Discord refused the bot token").
+    "secret or empty": SettingType(("BOT_TOKEN",), None),
+    # Any text: the label Sentry files events under.
+    "free text": SettingType(("BOT_SENTRY_ENVIRONMENT",), None),
+    # Any text: sandbox only, handed to discord.py's gateway client as written.
+    "any URL": SettingType(("DISCORD_GATEWAY_URL",), None),
+}
+"""Every type of setting, the settings of each, and how a bad value of it is refused."""
+
+PARSERS = {
+    "_snowflake": "Discord id",
+    "_snowflakes": "Discord id list",
+    "_prefix": "command prefix",
+    "_http_url": "http(s) URL",
+    "_state_url": "journal URL",
+    "_required_secret": "secret",
+    "_sentry_dsn": "Sentry DSN",
+    "_hours": "hours",
+    "_bool": "true or false",
+    "_log_level": "log level",
+    "_listen_address": "IP address",
+    "_url": "any URL",
+    "<lambda>": "free text",
+}
+"""The config's parsers by name; `_between`'s closures are named by their kind and bounds."""
+
+
+def _closure(func: Callable[..., Any]) -> dict[str, Any]:
+    names, cells = func.__code__.co_freevars, func.__closure__ or ()
+    return {name: cell.cell_contents for name, cell in zip(names, cells, strict=True)}
+
+
+def _parser(field: Setting) -> tuple[Callable[..., Any], bool]:
+    """The function that reads the field's text, and whether an empty value is allowed."""
+    [validator] = [
+        m for m in Settings.model_fields[field.attr].metadata if isinstance(m, PlainValidator)
+    ]
+    if validator.func.__qualname__.startswith("_optional."):
+        return _closure(validator.func)["parse"], True
+    return validator.func, False
+
+
+def type_of(field: Setting) -> str:
+    """The field's type, as TYPES names it (an unknown parser gets a name TYPES lacks)."""
+    parse, optional = _parser(field)
+    if parse.__qualname__.startswith("_between."):
+        bounds = _closure(parse)
+        if (bounds["kind"], bounds["low"], bounds["high"]) == (float, 0, 1):
+            name = "share"
+        else:
+            name = f"{'whole number' if bounds['kind'] is int else 'number'} in a range"
+    else:
+        name = PARSERS.get(parse.__qualname__, f"unknown parser {parse.__qualname__}")
+    return f"{name} or empty" if optional else name
+
+
+def bad_value(field: Setting) -> str:
+    bad = TYPES[type_of(field)].bad
+    assert bad is not None, f"{field.env} takes any value"
+    if bad == ABOVE_MAXIMUM:
+        return f"{_closure(_parser(field)[0])['high'] + 1:g}"
+    return bad
+
+
+def fields_of(name: str) -> list[Setting]:
+    return [field for field in FIELDS if type_of(field) == name]
+
+
+REJECTING = [field for field in FIELDS if TYPES.get(type_of(field), SettingType((), "?")).bad]
+ACCEPTING = [field for field in FIELDS if field not in REJECTING]
+
+
+def test_every_setting_is_of_a_type_with_a_case_and_each_case_says_what_it_covers():
+    """A new type of setting (a new parser, new bounds' kind, an optional one) fails here
+    until TYPES says how a bad value of it is refused, and a new setting until its type lists
+    it: neither can go untested."""
+    untyped = {field.env: type_of(field) for field in FIELDS if type_of(field) not in TYPES}
+    assert untyped == {}
+    found = {name: tuple(field.env for field in fields_of(name)) for name in TYPES}
+    assert found == {name: kind.covers for name, kind in TYPES.items()}
+
+
+@pytest.mark.parametrize("field", REJECTING, ids=lambda field: field.env)
+def test_a_bad_value_of_every_setting_names_it_in_one_line(field: Setting):
+    message = one_line_error(field.env, bad_value(field), TYPES[type_of(field)].fragment)
+    assert MARKER not in message
+
+
+@pytest.mark.parametrize("field", ACCEPTING, ids=lambda field: field.env)
+def test_the_settings_that_take_any_text_take_it(field: Setting):
+    """If one of these gains a check, it belongs in TYPES with a bad value."""
+    value = getattr(settings(**{field.env: " odd value, ünïcode "}), field.attr)
+    shown = value.get_secret_value() if isinstance(value, SecretStr) else value
+    assert shown.strip() == "odd value, ünïcode"
+
+
+def cli_environment(env: str, value: str) -> dict[str, str]:
+    """`python -m bot run`'s environment: nothing of this process's, every secret set (with
+    the marker) so a leak shows, and the bad value."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "BOT_TOKEN": f"tok-{MARKER}",
+        "API_KEYS_SITE_API": f"key-{MARKER}",
+        "BOT_SENTRY_DSN": f"https://{MARKER}@sentry.invalid/1",
+        "SYNC_STATE_URL": f"redis://:{MARKER}@redis:6379/0",
+        env: value,
+    }
+
+
+CLI_CASES = {name: fields_of(name)[0] for name, kind in TYPES.items() if kind.bad is not None}
+"""One `python -m bot run` per type that can be bad, for its first field (the in-process test
+above covers every field of it)."""
+
+
+@pytest.mark.parametrize("name", list(CLI_CASES))
+def test_a_bad_value_of_each_type_stops_the_bot_with_one_line(name: str, tmp_path: Path) -> None:
+    field = CLI_CASES[name]
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        env=cli_environment(field.env, bad_value(field)),
+        cwd=tmp_path,  # no .env here
+        capture_output=True,
+        text=True,
+        timeout=120,  # about a second alone; only so a hung start-up fails
+        check=False,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert (result.returncode, result.stdout, len(lines)) == (2, "", 1), result
+    assert lines[0].startswith(f"error: setting {field.env}: "), lines
+    assert TYPES[name].fragment in lines[0], lines
+    assert MARKER not in result.stdout + result.stderr

@@ -87,7 +87,7 @@ async def _run(channel: Channel) -> RunReporter:
         (forbidden, "no longer lets the bot edit it"),
         (old_message, "older than an hour"),
         (server_error, "HTTP 502"),
-        (rate_limited, "3600"),
+        (rate_limited, "Discord asked to wait an hour"),  # a 429 of 3,600 s
     ],
 )
 async def test_a_refused_final_edit_posts_the_summary_as_a_new_message(refuse, why) -> None:

@@ -1,8 +1,9 @@
 import logging
 import sys
 
-from guild_sync.exts.sync._messages import MESSAGE_LIMIT, eta, fit, id_list, literal, progress_bar
+from guild_sync.exts.sync._messages import MESSAGE_LIMIT, fit, id_list, literal, progress_bar
 from guild_sync.log import RedactingFormatter, redact
+from guild_sync.times import eta
 
 
 def test_names_render_literally():

@@ -35,7 +35,7 @@ from guild_sync.config import load_settings
 from guild_sync.engine import ChunkDone, ChunkFailed, Retrying
 from guild_sync.exts.sync._bookkeeping import RunBook
 from guild_sync.exts.sync._metrics import MetricsSink, NullSink, StatsdSink, SyncMetrics, sink_for
-from guild_sync.exts.sync._prometheus import PrometheusSink
+from guild_sync.exts.sync._prometheus import KINDS, PrometheusSink
 from guild_sync.exts.sync._runs import COMMAND, STARTUP, Runs
 from tests.engine.conftest import BULK_PATCH, TOKEN, close_rig, make_rig, person
 from tests.unit import test_metrics
@@ -58,6 +58,7 @@ FAMILIES = {
     "guild_sync_requests_in_flight": ("gauge", set()),
     "guild_sync_queue_depth": ("gauge", set()),
     "guild_sync_last_full_sync_timestamp_seconds": ("gauge", set()),
+    "guild_sync_breaker_open": ("gauge", {"kind"}),
 }
 """Every family the endpoint exposes: its type and its labels (a histogram's `le` aside)."""
 
@@ -248,7 +249,7 @@ async def test_run_ends_refusals_and_gauges_arrive_through_runs():
         post=post,
         metrics=metrics,
     )
-    loaded = await scrape(port)  # before any sample: the sampling waits for the member list
+    loaded = await scrape(port)  # before the sampling loop's first (it waits for the members)
     sampling = asyncio.create_task(metrics.watch(rig.engine))
     try:
         now[0] = 1090.0
@@ -300,6 +301,102 @@ async def test_run_ends_refusals_and_gauges_arrive_through_runs():
     assert ended("guild_sync_requests_in_flight") == ended("guild_sync_queue_depth") == 0
     assert second("guild_sync_requests_in_flight") == 1
     assert second("guild_sync_queue_depth") == 3
+
+
+async def test_a_scrape_reads_the_gauges_of_its_moment_not_of_the_last_tick(prometheus):
+    """Prometheus pulls: a request in flight when it scrapes is in that scrape, though the
+    sampling loop (every 10 s) has not ticked since."""
+    rig, _ = await make_rig()
+
+    async def never(_: float) -> None:
+        await asyncio.Event().wait()
+
+    try:
+        metrics = SyncMetrics(prometheus, sleep=never)  # the loop samples once, then sleeps
+        sampling = asyncio.create_task(metrics.watch(rig.engine))
+        assert prometheus.server is not None
+        idle = await scrape(prometheus.server.port)
+        await rig.engine.window.acquire()  # a request in flight, as the sender takes a slot
+        busy = await scrape(prometheus.server.port)
+        rig.engine.window.release()
+        after = await scrape(prometheus.server.port)
+        sampling.cancel()
+    finally:
+        await close_rig(rig)
+    assert [s("guild_sync_requests_in_flight") for s in (idle, busy, after)] == [0, 1, 0]
+
+
+async def test_the_breaker_gauge_follows_the_journal_on_both_sinks(statsd, prometheus, tmp_path):
+    """`guild_sync_breaker_open{kind}` (statsd: `sync.breaker_open.<kind>`) is 1 from the
+    automatic run that opens the breaker until a moderator's run closes it, and a restart on the
+    same journal reads it as open before any run."""
+    rig, site = await make_rig(faults=FaultConfig(reject_writes=True), attempts=1)
+    journal_url = f"sqlite:///{tmp_path / 'journal.sqlite3'}"
+    posted: list[str] = []
+
+    async def post(text: str, **_: object) -> None:
+        posted.append(text)
+
+    def runs_on(book: RunBook, sink: MetricsSink) -> Runs:
+        return Runs(
+            settings=load_settings({}, env_file=None),
+            engine=rig.engine,
+            book=book,
+            channel=lambda: None,
+            post=post,
+            metrics=SyncMetrics(sink),
+        )
+
+    restarted = PrometheusSink.serve("127.0.0.1", 0)
+    assert prometheus.server is not None and restarted.server is not None
+    port, restarted_port = prometheus.server.port, restarted.server.port
+    book = await RunBook.open(journal_url, threshold=2)
+    try:
+        runs = runs_on(book, Tee(StatsdSink(host_bot(statsd)), prometheus))
+        await book.recover()  # as the cog's start-up does
+        loaded = await scrape(port)
+        rig.seed([], [person(i) for i in range(1, 6)])
+        for i in range(1, 6):
+            rig.guild.add_member(person(i, f"new{i}" if i <= 3 else ""))
+        # Automatic runs against a site refusing every write: the second opens the breaker.
+        first = await runs.run("users", trigger=STARTUP)
+        after_one = await scrape(port)
+        second = await runs.run("users", trigger=STARTUP)
+        opened = await scrape(port)
+        sent = (await statsd.read_all()).gauges
+        assert await runs.run("users", trigger=STARTUP) is None  # refused: it is open
+        still = await scrape(port)
+
+        # A restart: a new book on the same journal, the gauge open before any run.
+        await book.close()
+        book = await RunBook.open(journal_url, threshold=2)
+        restarted_runs = runs_on(book, restarted)
+        before_recovery = await scrape(restarted_port)
+        await book.recover()
+        recovered = await scrape(restarted_port)
+        site.faults.configure(FaultConfig(), reseed=False)  # the site is fixed
+        manual = await restarted_runs.run("users", trigger=COMMAND)
+        closed = await scrape(restarted_port)
+    finally:
+        await book.close()
+        await restarted.close()
+        await close_rig(rig)
+
+    assert first is not None and second is not None and first.status == second.status == "failed"
+    assert manual is not None and manual.status == "finished"
+    assert any("Automatic syncs paused" in text for text in posted), posted
+
+    def breaker(scraped: Scrape) -> dict[str, float]:
+        return {kind: scraped("guild_sync_breaker_open", kind=kind) for kind in KINDS}
+
+    closed_all = {"roles": 0, "users": 0, "role_delete": 0}
+    assert breaker(loaded) == breaker(after_one) == closed_all
+    assert breaker(opened) == breaker(still) == {**closed_all, "users": 1}
+    assert sent["bot.sync.breaker_open.users"] == 1
+    assert sent["bot.sync.breaker_open.roles"] == sent["bot.sync.breaker_open.role_delete"] == 0
+    assert breaker(before_recovery) == closed_all  # not read yet
+    assert breaker(recovered) == {**closed_all, "users": 1}
+    assert breaker(closed) == closed_all
 
 
 async def test_an_unload_closes_the_endpoint_and_a_reload_listens_again(free_port):

@@ -140,7 +140,7 @@ async def test_the_first_tick_comes_one_interval_after_the_start_up_finished(tas
     assert c.sync.calls == 1 and c.timer.started_runs == 1
     assert c.clock.waits == [2 * HOUR, 2 * HOUR]
     logged = [r.getMessage() for r in caplog.records]
-    assert any("the first in 2.00 h" in line for line in logged), logged
+    assert any("every 2 hours (±5%); the first in 2 hours" in line for line in logged), logged
     assert any("background reconcile starting" in line for line in logged), logged
 
 
@@ -204,7 +204,7 @@ async def test_runs_count_as_busy_while_they_wait_for_the_lock_or_run(tasks):
     runs = Runs(
         settings=load_settings({}, env_file=None),
         engine=SimpleNamespace(),
-        book=SimpleNamespace(),
+        book=SimpleNamespace(watch_breakers=lambda kinds, hook: None),
         channel=lambda: None,
         post=None,
     )

@@ -1,7 +1,9 @@
 """A loopback Discord: an aiohttp server on 127.0.0.1 speaking enough of Discord's REST API
 (v10) and gateway that an unmodified discord.py 2.7 bot logs in, chunks a guild of 100,000
-members, receives member, role, message and interaction events, and sends, edits and reads
-messages. Tests drive the guild through `LoopbackDiscord` and read back every message version.
+members, receives member, role, message and interaction events (button clicks and slash
+commands), registers application commands, and sends, edits and reads messages. Tests drive
+the guild through `LoopbackDiscord` (`slash_command` runs a command as a given member) and read
+back every message version and every interaction's answers.
 
 Fidelity limits (what real Discord does that this emulator does not):
 - Gateway frames are plain JSON text: no zlib/zstd transport compression, no ETF encoding, no
@@ -43,11 +45,13 @@ Fidelity limits (what real Discord does that this emulator does not):
   bot's member. REQUEST_GUILD_MEMBERS with query/user_ids works; presences are never sent and
   a request for all members is answered even without the GUILD_MEMBERS intent.
 - Permissions are not enforced: the bot may post, edit and change roles anywhere. Role hierarchy,
-  channel overwrites, audit log reasons, mentions parsing (`mentions` is always empty) and
-  allowed_mentions semantics are stored, not applied. MESSAGE_CONTENT redaction applies to
-  every message not written by the bot (Discord also keeps content for mentions and DMs).
-- No DMs, threads, reactions, stickers, polls, application commands, autocomplete or modals
-  beyond storing a modal response. Attachments are stored with the message version (name and
+  channel overwrites, audit log reasons and allowed_mentions semantics are stored, not applied.
+  `mentions` lists the users a message's content mentions (`<@id>`); role, channel and
+  @everyone mentions are never parsed. A session without MESSAGE_CONTENT gets other people's
+  messages empty, except those mentioning the bot, as on Discord (which also keeps DMs, which
+  the emulator has none of).
+- No DMs, threads, reactions, stickers, polls, autocomplete or modals beyond storing a modal
+  response. Attachments are stored with the message version (name and
   bytes, `MessageVersion.files`), never served back as URLs.
 - Rate limits are counted only for message sends and edits (per channel, fixed window, default
   5 per 5 s) and, once `limit_interaction_routes()` switches them on, for an interaction's
@@ -70,8 +74,26 @@ Fidelity limits (what real Discord does that this emulator does not):
 - Resume replay buffers are trimmed by heartbeat acknowledgements and capped at 10,000
   dispatches; with the default 41.25 s heartbeat a 100k member chunking stays buffered
   (about 40 MiB) until the next heartbeat.
-- Interactions: components only (type 3); tokens never expire (the 3 s callback deadline is
-  enforced); ephemeral responses are stored like other messages.
+- Application commands: registered by bulk overwrite (PUT) and read (GET), global or per guild;
+  a command keeping its name keeps its id. No single-command create, edit or delete routes, no
+  permissions routes (a test sets a guild's overwrites, as its administrators would in Server
+  Settings → Integrations, with `set_command_permissions`), no 200-creations-a-day limit, and
+  global commands show at once. A registration is checked for names, descriptions, nesting,
+  required-before-optional and counts (400, 50035), not for the total payload size;
+  `withhold_command_scope` answers 403 as for a bot invited without applications.commands.
+- Who may invoke a command: the owner and administrators; else the command's overwrites for
+  the member, then for their roles (an allow wins), then for @everyone; else its
+  `default_member_permissions` against the member's guild permissions. Channel overwrites and
+  the application-wide overwrites are not modelled; `contexts` and `dm_permission` are ignored
+  (every invocation is in a guild channel).
+- Interactions: button clicks (type 3) and chat-input slash commands (type 2) with string,
+  integer, boolean and number options; no context menus, no user, role, channel or attachment
+  options (no `resolved`), no autocomplete or modal submits. The callback must come within 3 s
+  (later: 10062 Unknown interaction; `interaction_failed`), and the token serves follow-ups and
+  @original for 15 minutes (later: 404 Unknown Webhook, 10015, for every call; Discord answers
+  some such calls 401). Both deadlines read `interaction_clock`, which a test `advance`s.
+  Ephemeral responses are stored, and dispatched as MESSAGE_CREATE, like other messages
+  (Discord sends no event for them).
 - Username changes arrive, as on Discord, as GUILD_MEMBER_UPDATE in every guild holding the
   user (USER_UPDATE only for the bot itself), but never as PRESENCE_UPDATE user patches.
 """

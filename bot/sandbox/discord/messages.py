@@ -3,6 +3,7 @@ MESSAGE_CREATE/UPDATE/DELETE dispatches that follow each change."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,8 @@ EMPTY_MESSAGE = 50006
 INVALID_FORM_BODY = 50035
 EDIT_OTHERS_MESSAGE = 50005
 
+
+USER_MENTION = re.compile(r"<@!?(\d+)>")
 
 UPLOADED_FILES = "_uploaded_files"
 """Where the REST layer puts a multipart request's files in the body: (name, content) pairs."""
@@ -96,6 +99,7 @@ class MessageService:
             allowed_mentions=body.get("allowed_mentions"),
             interaction_id=interaction_id,
             webhook_id=webhook_id,
+            mentioned=self._mentioned(content),
         )
         guild.messages.setdefault(channel_id, {})[message.id] = message
         self.stats.created += 1
@@ -121,6 +125,7 @@ class MessageService:
         message.versions.append(
             MessageVersion(datetime.now(UTC), content, embeds, components, flags, files)
         )
+        message.mentioned = self._mentioned(content)
         self.stats.edits += 1
         self._dispatch("MESSAGE_UPDATE", message)
         self._on_change()
@@ -137,6 +142,11 @@ class MessageService:
         self._gateway.dispatch("MESSAGE_DELETE", payload, intent=GUILD_MESSAGES)
         self._on_change()
 
+    def _mentioned(self, content: str) -> tuple[UserState, ...]:
+        users = self._world.users
+        ids = dict.fromkeys(int(found) for found in USER_MENTION.findall(content))
+        return tuple(users[user_id] for user_id in ids if user_id in users)
+
     def _dispatch(self, event: str, message: StoredMessage) -> None:
         payload = message.to_json() | {"guild_id": str(message.guild_id)}
         guild = self._world.guilds[message.guild_id]
@@ -146,7 +156,10 @@ class MessageService:
             del member_json["user"]
             payload["member"] = member_json
         redacted = None
-        if message.author is not self._world.bot_user:
+        bot = self._world.bot_user
+        if message.author is not bot and bot not in message.mentioned:
+            # Without MESSAGE_CONTENT Discord empties other people's messages, except those
+            # that mention the bot (and DMs, which the emulator has none of).
             redacted = payload | {"content": "", "embeds": [], "attachments": [], "components": []}
         self._gateway.dispatch(
             event, payload, intent=GUILD_MESSAGES, without_message_content=redacted

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .app_commands import ApplicationCommands
 from .errors import (
     UNKNOWN_CHANNEL,
     UNKNOWN_MESSAGE,
@@ -143,11 +144,13 @@ class RestApi:
         interactions: InteractionService,
         limiter: RateLimiter,
         gateway_url: Callable[[], str],
+        commands: ApplicationCommands,
     ) -> None:
         self._world = world
         self._guilds = guilds
         self._messages = messages
         self._interactions = interactions
+        self._commands = commands
         self._limiter = limiter
         self._gateway_url = gateway_url
         self.stats = RestStats()
@@ -190,6 +193,18 @@ class RestApi:
                 "DELETE",
                 "/guilds/{guild_id:\\d+}/members/{user_id:\\d+}/roles/{role_id:\\d+}",
                 self.remove_member_role,
+            ),
+            ("GET", "/applications/{application_id:\\d+}/commands", self.get_commands),
+            ("PUT", "/applications/{application_id:\\d+}/commands", self.put_commands),
+            (
+                "GET",
+                "/applications/{application_id:\\d+}/guilds/{guild_id:\\d+}/commands",
+                self.get_commands,
+            ),
+            (
+                "PUT",
+                "/applications/{application_id:\\d+}/guilds/{guild_id:\\d+}/commands",
+                self.put_commands,
             ),
         ]
         webhook = "/webhooks/{application_id:\\d+}/{token}"
@@ -395,6 +410,28 @@ class RestApi:
         if list(member.roles) != roles:
             self._guilds.update_member(guild_id, user_id, roles=roles)
         return web.Response(status=204)
+
+    # -- application commands ---------------------------------------------------------------
+
+    @staticmethod
+    def _command_scope(request: web.Request) -> tuple[int, int | None]:
+        guild_id = request.match_info.get("guild_id")
+        return int(request.match_info["application_id"]), None if guild_id is None else int(
+            guild_id
+        )
+
+    async def get_commands(self, request: web.Request) -> web.Response:
+        """GET /applications/{app}/[guilds/{guild}/]commands: what the application registered."""
+        return json_response(self._commands.list(*self._command_scope(request)))
+
+    async def put_commands(self, request: web.Request) -> web.Response:
+        """PUT (bulk overwrite): the list replaces every command of the scope, answered with the
+        commands as stored (ids, versions)."""
+        try:
+            body = await request.json()
+        except ValueError as error:
+            raise ApiError(400, 50109, "The request body contains invalid JSON.") from error
+        return json_response(self._commands.bulk_overwrite(*self._command_scope(request), body))
 
     # -- interactions -----------------------------------------------------------------------
 

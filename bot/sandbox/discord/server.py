@@ -14,6 +14,7 @@ from typing import Self
 
 from aiohttp import web
 
+from .app_commands import ApplicationCommands, RegisteredCommand
 from .gateway import (
     GUILD_MEMBERS,
     MEMBER_REQUEST_WINDOW_S,
@@ -23,7 +24,7 @@ from .gateway import (
     privileged_intent_flags,
 )
 from .guilds import _UNSET, GuildService, RoleAssigner, default_role_assignment
-from .interactions import BUTTON, InteractionRecord, InteractionService
+from .interactions import BUTTON, InteractionClock, InteractionRecord, InteractionService
 from .messages import MessageService, MessageStats
 from .ratelimit import (
     DEFAULT_RULES,
@@ -83,6 +84,7 @@ class LoopbackDiscord:
         chunk_interval_s: float = 0.0,
         guild_create_delay_s: float = 0.0,
         heartbeat_timeout_multiple: float | None = None,
+        interaction_clock: InteractionClock | None = None,
     ) -> None:
         """The gateway's faults are off by default; each keyword switches one on from the start
         (the methods under "the gateway's connections" switch them at any time):
@@ -91,7 +93,8 @@ class LoopbackDiscord:
         members within this window; Discord's is 30 s), `chunk_interval_s` (seconds between
         member chunks), `guild_create_delay_s` (GUILD_CREATEs this long after READY),
         `heartbeat_timeout_multiple` (close 4009 a connection silent for this many heartbeat
-        intervals)."""
+        intervals). `interaction_clock` times the 3 s callback deadline and the 15 minute
+        interaction tokens (`interaction_clock.advance(...)` expires them at once)."""
         self._snowflakes = SnowflakeFactory()
         application_id = self._snowflakes.next()
         bot_user = UserState(application_id, bot_name, None, bot=True)
@@ -120,6 +123,7 @@ class LoopbackDiscord:
         self.ratelimiter = RateLimiter(rules=dict(rate_limits), advertise=advertise_rate_limits)
         self.guilds = GuildService(self.world, self.gateway, self._snowflakes, self._notify)
         self.messages = MessageService(self.world, self.gateway, self._snowflakes, self._notify)
+        self.app_commands = ApplicationCommands(self.world, self._snowflakes, self._notify)
         self.interactions = InteractionService(
             self.world,
             self.gateway,
@@ -127,6 +131,8 @@ class LoopbackDiscord:
             self._snowflakes,
             callback_deadline=interaction_deadline,
             on_change=self._notify,
+            commands=self.app_commands,
+            clock=interaction_clock,
         )
         self.rest = RestApi(
             self.world,
@@ -135,6 +141,7 @@ class LoopbackDiscord:
             self.interactions,
             self.ratelimiter,
             gateway_url=lambda: self.gateway_url,
+            commands=self.app_commands,
         )
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -320,6 +327,75 @@ class LoopbackDiscord:
         )
         await record.wait_callback(within)
         return record
+
+    # -- application commands -----------------------------------------------------------------
+
+    async def slash_command(
+        self,
+        channel_id: int,
+        member_id: int,
+        invocation: str,
+        options: Mapping[str, object] | None = None,
+        *,
+        within: float = 5.0,
+    ) -> InteractionRecord:
+        """A member runs a slash command in a channel, `invocation` as typed without the slash
+        (`"sync users"`) and `options` by name (`{"dry_run": True}`); returns once the bot has
+        answered the interaction (its callback: `record.callback`), failing after `within`
+        seconds. What it answered: `interaction_messages(record)`, `original_response(record)`.
+        Raises `CommandUnavailable` for a command, subcommand or option the bot has not
+        registered, and `CommandHidden` when the member may not use it (Discord's client would
+        not show it): its `default_member_permissions` and the guild's overwrites decide."""
+        found = self.world.find_channel(channel_id)
+        if found is None:
+            raise LookupError(f"no channel {channel_id}")
+        guild, _ = found
+        record = self.interactions.invoke(
+            channel_id, guild.members[member_id], invocation, options or {}
+        )
+        await record.wait_callback(within)
+        return record
+
+    def registered_commands(self, guild_id: int | None = None) -> list[RegisteredCommand]:
+        """The application's commands for a guild (None: its global ones)."""
+        return list(self.app_commands.registered.get(guild_id, {}).values())
+
+    def set_command_permissions(
+        self, guild_id: int, command_name: str, overwrites: Mapping[int, bool]
+    ) -> None:
+        """A guild's administrator allows or denies a command (Server Settings → Integrations)
+        for roles, members or everyone (the guild's id); this replaces its overwrites there."""
+        self.app_commands.permission_overwrites[(guild_id, command_name)] = dict(overwrites)
+
+    def withhold_command_scope(self, guild_id: int, withheld: bool = True) -> None:
+        """As if the bot had been invited to the guild without the applications.commands
+        scope: registering or reading its guild commands answers 403 Missing Access."""
+        if withheld:
+            self.app_commands.without_scope.add(guild_id)
+        else:
+            self.app_commands.without_scope.discard(guild_id)
+
+    @property
+    def interaction_clock(self) -> InteractionClock:
+        """Times interaction deadlines and tokens; `advance(seconds)` ages every interaction."""
+        return self.interactions.clock
+
+    def interaction_messages(self, record: InteractionRecord) -> list[StoredMessage]:
+        """The interaction's response message (if any) and then its follow-ups, in order."""
+        ids = [record.original_message_id, *record.followup_message_ids]
+        found = (self.world.find_message(record.channel_id, i) for i in ids if i is not None)
+        return [message for message in found if message is not None]
+
+    def original_response(self, record: InteractionRecord) -> StoredMessage | None:
+        """The message the interaction's callback created (type 4 or 5), which a deferred
+        response's first follow-up replaces the "thinking" state of."""
+        if record.original_message_id is None:
+            return None
+        return self.world.find_message(record.channel_id, record.original_message_id)
+
+    def interaction_failed(self, record: InteractionRecord) -> bool:
+        """Not answered within the deadline (the member saw "The application did not respond")."""
+        return self.interactions.failed(record)
 
     # -- the gateway's connections ------------------------------------------------------------
 

@@ -182,6 +182,8 @@ class StoredMessage:
     interaction_id: int | None = None
     webhook_id: int | None = None
     deleted_at: datetime | None = None
+    mentioned: tuple[UserState, ...] = ()
+    """Users its current content mentions (`<@id>`, `<@!id>`), as Discord lists in `mentions`."""
 
     @property
     def current(self) -> MessageVersion:
@@ -210,7 +212,7 @@ class StoredMessage:
             "edited_timestamp": iso_timestamp(current.at) if self.edits else None,
             "tts": False,
             "mention_everyone": False,
-            "mentions": [],
+            "mentions": [user.to_json() for user in self.mentioned],
             "mention_roles": [],
             "attachments": [],
             "embeds": list(current.embeds),

@@ -131,6 +131,8 @@ async def session_lost(sandbox: Sandbox) -> None:
     "RATE_LIMITED with no chunks, members join and leave meanwhile; the bot says so, waits "
     "`retry_after`, asks again once and syncs the whole list",
     default_members=20_000,
+    rehearsable=True,
+    full_sync=True,  # the restarted bot's start-up sync
 )
 async def chunk_rate_limit(sandbox: Sandbox) -> None:
     discord, stats = sandbox.discord, sandbox.discord.gateway_stats
@@ -182,6 +184,8 @@ async def chunk_rate_limit(sandbox: Sandbox) -> None:
     f"and reports READY; meanwhile {CHANGES_BETWEEN_CHUNKS} members leave, as many change "
     "nickname or roles and some join, in chunks sent and chunks still to come",
     default_members=20_000,
+    rehearsable=True,
+    full_sync=True,  # the restarted bot's start-up sync
 )
 async def slow_chunks(sandbox: Sandbox) -> None:
     discord, stats, guild = sandbox.discord, sandbox.discord.gateway_stats, sandbox.guild

@@ -80,6 +80,8 @@ async def press(sandbox: Sandbox, question: StoredMessage, button: str, member_i
     "stops delivering 15% of the members: a moderator's !sync users looks a sample of its "
     "leavers up on Discord and marks nobody as left",
     default_members=20_000,
+    rehearsable=True,
+    full_sync=True,  # the restarted bot's start-up sync, and a moderator's !sync users
 )
 async def partial_cache(sandbox: Sandbox) -> None:
     question = await raise_guard_question(sandbox)

@@ -16,6 +16,7 @@ JOINS = 2_000
     f"{JOINS:,} members join within seconds; the queue sends them in a few bulk requests",
     default_members=20_000,
     site_cost="real",
+    rehearsable=True,
 )
 async def mass_join(sandbox: Sandbox) -> None:
     sandbox.say(f"{JOINS:,} new members are joining.")
@@ -29,6 +30,7 @@ async def mass_join(sandbox: Sandbox) -> None:
     "members leave, change nicknames and usernames, and gain roles while nobody runs a command",
     default_members=20_000,
     site_cost="real",
+    rehearsable=True,
 )
 async def member_updates(sandbox: Sandbox) -> None:
     guild, discord = sandbox.guild, sandbox.discord

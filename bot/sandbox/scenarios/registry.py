@@ -41,11 +41,25 @@ class Scenario:
     "none" for the fault matrix, where it would only slow the runs down."""
     site_memory_limit_mib: Callable[[int, int], float] | None = None
     """The sandbox site's memory limit for (members, workers), in MiB (None: no limit)."""
+    rehearsable: bool = False
+    """Whether it works against an operator's own site (`--site-url`, a rehearsal): it changes
+    the site only through the bot and the site's API, and waits only on Discord, the log channel
+    and the site's API reads, never on the sandbox site's controls (faults, the hold gate, its
+    private counters, restarts). Declared by each scenario that does, because a scenario's code
+    is what uses those controls; one whose options need them cannot declare it."""
+    full_sync: bool = False
+    """Whether it runs a whole user or role sync (a moderator's command, or the start-up sync of
+    a restarted bot), which marks every site user the guild lacks as left and deletes every role
+    it lacks: rehearsed only on an empty site, never beside existing records."""
+
+    def __post_init__(self) -> None:
+        if self.rehearsable and self.needs_sandbox_site:
+            raise ValueError(f"scenario {self.name!r} needs the sandbox site's controls")
 
     @property
     def needs_sandbox_site(self) -> bool:
-        """Whether it breaks or watches the site through controls only the sandbox site has,
-        so it cannot be rehearsed against an operator's own site."""
+        """Whether its options break or watch the site through controls only the sandbox site
+        has (its play may use more: see `rehearsable`)."""
         return bool(
             self.reject_writes
             or self.site_faults
@@ -54,8 +68,18 @@ class Scenario:
             or self.site_memory_limit_mib
         )
 
+    @property
+    def writes_beside_existing(self) -> bool:
+        """Whether a rehearsal of it can leave a site's existing records as they were."""
+        return self.seed_site and not self.full_sync
+
 
 SCENARIOS: dict[str, Scenario] = {}
+
+
+def rehearsable_names() -> list[str]:
+    """The scenarios that can be played against an operator's own site, by name."""
+    return sorted(name for name, found in SCENARIOS.items() if found.rehearsable)
 
 
 def scenario(name: str, summary: str, **options: Any) -> Callable[[Play], Play]:

@@ -12,6 +12,7 @@ from bot.sandbox.world import DEVELOPERS
     "a role held by every member is deleted on Discord: strip it in chunks, then delete it",
     default_members=80_000,
     site_cost="real",
+    rehearsable=True,
 )
 async def role_delete(sandbox: Sandbox) -> None:
     role_id = sandbox.guild.role_id(DEVELOPERS)

@@ -55,6 +55,13 @@ _USER_JSON_SELECT = (
     "'in_guild', CASE WHEN in_guild THEN json('true') ELSE json('false') END) FROM users"
 )
 _ROLE_SELECT = "SELECT id, name, colour, permissions, position FROM roles"
+_HOLDS_ROLE = (
+    "instr(roles, :role) "
+    "AND instr(replace(replace(roles, '[', ','), ']', ','), ',' || :role || ',')"
+)
+"""A user row whose `roles` holds the id `:role` (given as text): "[1,2]" reads ",1,2,", so
+",2," matches the whole id 2 and never 12 or 21; the plain `instr` first skips the rewrite for
+the rows that cannot match."""
 
 UserRow = dict[str, Any]
 RoleRow = dict[str, Any]
@@ -194,11 +201,8 @@ class SiteStore:
         """
         if self.get_role(role_id) is None:
             return None
-        # "[1,2]" -> ",1,2," so that ",2," matches the whole id 2 and never 12 or 21.
         holders = self._db.execute(
-            "SELECT id, roles FROM users "
-            "WHERE instr(replace(replace(roles, '[', ','), ']', ','), ?)",
-            (f",{role_id},",),
+            f"SELECT id, roles FROM users WHERE {_HOLDS_ROLE}", {"role": str(role_id)}
         ).fetchall()
         rewrites = [
             (_roles_text(_without_first(json.loads(roles), role_id)), user_id)
@@ -209,6 +213,12 @@ class SiteStore:
             self._db.execute("DELETE FROM roles WHERE id = ?", (role_id,))
         self._role_ids = None
         return len(rewrites)
+
+    def count_holders(self, role_id: int) -> int:
+        """How many users' `roles` name `role_id`, as written now: a test reads a role
+        deletion's real progress here, from what the site holds, not from the bot's counts."""
+        query = f"SELECT COUNT(*) FROM users WHERE {_HOLDS_ROLE}"
+        return self._db.execute(query, {"role": str(role_id)}).fetchone()[0]
 
     # -- users ---------------------------------------------------------------------------
 

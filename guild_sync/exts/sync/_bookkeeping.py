@@ -13,6 +13,10 @@ A run's ending that cannot be written (the journal went away during the run, as 
 outage cost the run its lease) is kept and written once the journal answers again, so the run
 is recorded with its own ending and reason, and counted once by the breaker, instead of being
 found "interrupted" with no reason at the next start.
+
+Whatever the book learns of a kind's breaker (the start-up's recovery reads every watched kind,
+an automatic run's admission, a recorded ending) goes to `watch_breakers`' hook: the metrics'
+`guild_sync_breaker_open` gauge, which alerts read instead of inferring it from failure counts.
 """
 
 from __future__ import annotations
@@ -113,6 +117,8 @@ class RunBook:
         self.lease_ttl = lease_ttl
         self.on_late_change: Callable[[BreakerChange], Awaitable[None]] | None = None
         """Told of a breaker change that only a late-recorded ending made (see `finish`)."""
+        self._breaker_kinds: tuple[str, ...] = ()
+        self._on_breaker: Callable[[str, bool], None] = lambda kind, is_open: None
         self._unrecorded: dict[str, _Ending] = {}
         self._recorder: asyncio.Task[None] | None = None
         self._all_recorded = asyncio.Event()
@@ -140,6 +146,20 @@ class RunBook:
         if self.journal is not None:
             await self.journal.close()
 
+    def watch_breakers(self, kinds: tuple[str, ...], hook: Callable[[str, bool], None]) -> None:
+        """Tell `hook` whether each kind's breaker is open whenever the book learns it, and read
+        `kinds` at the start-up's `recover`: a breaker left open before a restart is open from
+        the first moment, not only once an automatic run is refused. Another process sharing
+        the journal may change it meanwhile; the next read here catches up."""
+        self._breaker_kinds, self._on_breaker = kinds, hook
+
+    async def _count(self, run: Run) -> BreakerChange | None:
+        """The breaker counts a finished run; the hook learns the kind's state after it."""
+        assert self.breaker is not None
+        state, change = await self.breaker.record(run)
+        self._on_breaker(run.kind, state.is_open)
+        return change
+
     def notices(self) -> list[str]:
         """Corrupt journal records found and set aside since the last call."""
         if self.journal is None:
@@ -154,10 +174,15 @@ class RunBook:
             interrupted = await self.journal.mark_interrupted(
                 current_owner=self.owner, stale_after=self.lease_ttl if self._shared else 0.0
             )
-            changes = [await self.breaker.record_result(run) for run in interrupted]
+            changes = [await self._count(run) for run in interrupted]
         except JournalUnavailable as error:
             log.error("could not read the run journal at start-up: %s", error)
             return [], []
+        try:
+            for kind in self._breaker_kinds:
+                self._on_breaker(kind, await self.breaker.is_open(kind))
+        except JournalUnavailable as error:  # the next admission or ending reads it again
+            log.warning("could not read the breakers at start-up: %s", error)
         return interrupted, [change for change in changes if change is not None]
 
     @property
@@ -175,6 +200,7 @@ class RunBook:
             decision = await self.breaker.allows(kind, automatic=True)
         except JournalUnavailable as error:
             return Refusal(f"the run journal is unavailable ({error})")
+        self._on_breaker(kind, not decision.allowed)  # an automatic run is refused only by it
         return None if decision.allowed else Refusal(decision.reason)
 
     async def begin(
@@ -274,7 +300,7 @@ class RunBook:
             if stored is None:  # unknown, corrupt, or already finished: nothing to count
                 return None
             ending.stored = stored
-        return await self.breaker.record_result(ending.stored)
+        return await self._count(ending.stored)
 
     async def _record_later(self) -> None:
         delay = RECORD_RETRY_S

@@ -28,6 +28,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from guild_sync.config import Settings
@@ -62,13 +63,24 @@ from guild_sync.exts.sync._runs import (
     Runs,
 )
 from guild_sync.exts.sync._sentry import setup_sentry
+from guild_sync.exts.sync._slash import (
+    DryRun,
+    InteractionLost,
+    command_prefix,
+    defer,
+    ensure_registered,
+    registration_failure,
+    slash_only_notice,
+)
 from guild_sync.exts.sync._tracing import StartupCheckIn, track_error
 from guild_sync.journal import Run
 from guild_sync.site import RetryPolicy, SiteAPIError, SiteClient
+from guild_sync.times import duration, span, until
 
 log = logging.getLogger(__name__)
 
 STATUS_RUNS = 8
+DRY_RUN_HELP = "Only show what would be written; write nothing"
 RECONNECT = "reconnect"
 """The trigger of the syncs that follow a fresh READY (a reconnect that could not resume)."""
 EVENT_REJECTIONS_S = 900.0
@@ -111,11 +123,39 @@ class SyncCog(commands.Cog, name="Sync"):
         """Waits for the guild to come back from an outage, then resumes the engine."""
         self.metrics = SyncMetrics.of(bot, settings)
         """Through the host's `bot.stats` (statsd) when it has one; see `_metrics.py`."""
+        self.prefix_commands = settings.prefix_commands
+        self.app_commands_ready = asyncio.Event()
+        """Set once the slash commands' registration was checked (done, or refused)."""
+        if settings.guild_id is not None:
+            # Guild commands, of the configured guild only: they show there at once (global
+            # ones take up to an hour), nowhere else (no other guild's administrator can run
+            # them, the same rule as `check_command`), and never in DMs.
+            app_commands.guilds(settings.guild_id)(self.sync_group)
+        if not self.prefix_commands:
+            self._drop_prefix_commands()
+
+    def _drop_prefix_commands(self) -> None:
+        """SYNC_PREFIX_COMMANDS=false: the hybrid group is not added as a prefix command (the
+        host's `!sync`, if it has one, is left alone, and `!help` does not list it); its slash
+        side is added to the tree by `cog_load`. The commands still belong to this cog, so the
+        moderator check, the deferral and the error handler apply as with prefix commands."""
+        group = self.sync_group
+        self.__cog_commands__ = tuple(
+            c for c in self.__cog_commands__ if c is not group and c.root_parent is not group
+        )
+        for command in (group, *group.walk_commands()):
+            command.cog = self
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def cog_load(self) -> None:
         setup_sentry(self.settings)  # the host's client if it has one (see _sentry.py)
+        if not self.prefix_commands:
+            self.bot.tree.add_command(self.sync_group.app_command)
+            log.info(
+                "prefix commands are off (SYNC_PREFIX_COMMANDS=false): slash commands only, "
+                "and no Message Content intent needed"
+            )
         # Drift repair: waits for `startup_done`; cancelled with the other tasks on unload.
         self.reconciler = Reconciler.of(self)
         self._spawn(self.reconciler.run(), "sync-reconcile-timer")
@@ -168,6 +208,11 @@ class SyncCog(commands.Cog, name="Sync"):
 
     async def cog_unload(self) -> None:
         await self.metrics.close()  # first: a later step that raises must not keep the port
+        if not self.prefix_commands and self.settings.guild_id is not None:
+            # Not a prefix command, so discord.py's unloading does not take it off the tree.
+            self.bot.tree.remove_command(
+                self.sync_group.app_command.name, guild=discord.Object(self.settings.guild_id)
+            )
         self.member_requests.close()
         for task in list(self._tasks):
             task.cancel()
@@ -203,12 +248,14 @@ class SyncCog(commands.Cog, name="Sync"):
         if guild is None:
             await self._post_or_log(
                 f"⚠️ The guild's member list did not finish loading within "
-                f"{self.settings.chunking_timeout:g} s, so no sync has started (a user sync "
+                f"{span(self.settings.chunking_timeout)}, so no sync has started (a user sync "
                 "would mark every member not yet loaded as having left). The bot keeps waiting "
                 "and syncs once it has every member."
             )
             guild = await self._complete_guild(None)
             assert guild is not None
+        # Spawned: a slow or refused registration must not hold the start-up sync back.
+        self._spawn(self._setup_app_commands(), "sync-app-commands")
         self.guild_state = DiscordGuildState(guild)
         self.book = await RunBook.open(
             self.settings.state_url, threshold=self.settings.breaker_threshold
@@ -243,13 +290,34 @@ class SyncCog(commands.Cog, name="Sync"):
         finally:
             self.startup_done.set()
 
+    async def _setup_app_commands(self) -> None:
+        """Register the slash commands on the configured guild unless Discord has them already
+        (`ensure_registered`), and tell the log channel what an operator must act on: a
+        refused registration, or (once per start) that the bot answers slash commands only."""
+        guild_id = self.settings.guild_id
+        assert guild_id is not None
+        try:
+            synced = await ensure_registered(self.bot, guild_id)
+        except discord.HTTPException as error:
+            log.warning("could not register the slash commands on guild %s: %s", guild_id, error)
+            await self._post_or_log(registration_failure(error, self.prefix_commands))
+            return
+        finally:
+            self.app_commands_ready.set()
+        if synced:
+            log.info("registered the slash commands %s on guild %s", ", ".join(synced), guild_id)
+        else:
+            log.info("the slash commands are registered on guild %s already", guild_id)
+        if not self.prefix_commands:
+            await self._post_or_log(slash_only_notice())
+
     async def _report_recovery(self, runs: Runs) -> None:
         """Tell the log channel about the journal, and the runs a dead process left behind."""
         if self.book.unavailable is not None:
             await self.post(
                 f"⚠️ The run journal ({literal(self.book.unavailable)}) is unavailable: "
                 "automatic syncs are paused so a failing sync cannot repeat unnoticed. "
-                f"Moderators can still run `{self.settings.prefix}sync users`."
+                f"Moderators can still run `{command_prefix(self.settings)}sync users`."
             )
         interrupted, changes = await self.book.recover()
         for run in interrupted:
@@ -383,14 +451,14 @@ class SyncCog(commands.Cog, name="Sync"):
     ) -> None:
         why = (
             f"Discord rate limited the bot's request for it (one request per guild every "
-            f"{MEMBER_REQUEST_WINDOW_S:g} s; retry after {notice.retry_after:.1f} s)"
+            f"{span(MEMBER_REQUEST_WINDOW_S)}; retry after {duration(notice.retry_after)})"
             if notice is not None
             else "Discord sent no more of it"
         )
         await self._post_or_log(
-            f"⚠️ The guild's member list is still incomplete after {limit:g} s "
+            f"⚠️ The guild's member list is still incomplete after {span(limit)} "
             f"({count(len(guild.members))} of {count(guild.member_count or 0)} members): {why}. "
-            f"The bot asks again {_in_seconds(retry_at - time.monotonic())}; no user sync "
+            f"The bot asks again {until(retry_at - time.monotonic())}; no user sync "
             "starts before the list is complete."
         )
 
@@ -428,7 +496,7 @@ class SyncCog(commands.Cog, name="Sync"):
         if guild is None:
             await self.post(
                 "⚠️ Reconnected without resume, but the guild's member list did not finish "
-                f"loading within {self.settings.chunking_timeout:g} s. Syncs and member updates "
+                f"loading within {span(self.settings.chunking_timeout)}. Syncs and member updates "
                 "wait until it has (a partial list would mark the members not yet loaded as "
                 "having left)."
             )
@@ -485,7 +553,7 @@ class SyncCog(commands.Cog, name="Sync"):
             f"{TITLES.get(run.kind, run.kind).lower()} `{run.run_id}`" for run in paused
         )
         await self.post(
-            f"⏸️ **The guild was unavailable on Discord** for {took:.1f} s (an outage). No new "
+            f"⏸️ **The guild was unavailable on Discord** for {duration(took)} (an outage). No new "
             "write was sent meanwhile"
             + (f"; the run(s) paused by it go on now: {runs}." if runs else ".")
         )
@@ -589,8 +657,8 @@ class SyncCog(commands.Cog, name="Sync"):
                 await self.post(
                     f"⚠️ **Role {what}** on Discord: {literal(role.name)} (`{role.id}`) could not "
                     f"be written to the site (HTTP {error.status or 'no response'}). Site said: "
-                    f"{site_message(error.body or error.reason)}. `{self.settings.prefix}sync "
-                    f"roles` writes it again.{sentry}"
+                    f"{site_message(error.body or error.reason)}. "
+                    f"`{command_prefix(self.settings)}sync roles` writes it again.{sentry}"
                 )
                 return
         if written is not None:
@@ -634,16 +702,24 @@ class SyncCog(commands.Cog, name="Sync"):
 
     async def cog_check(self, ctx: commands.Context) -> bool:
         """Moderators of the configured guild, typing there: not in a DM, and not in another
-        guild the bot is in, whose administrators have no say over this guild's site."""
+        guild the bot is in, whose administrators have no say over this guild's site. A slash
+        command is checked here too (it is the same hybrid command): who sees it on Discord is
+        a guild's setting, who may run it is this check."""
         return check_command(ctx, self.settings.guild_id, self.settings.moderator_role_ids)
 
+    async def cog_before_invoke(self, ctx: commands.Context) -> None:
+        """A slash command that passed the check is acknowledged before anything slow runs."""
+        await defer(ctx)
+
     async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:
-        if isinstance(error, OutsideGuild):
-            await ctx.reply(str(error), allowed_mentions=NO_PINGS)
+        if isinstance(error, InteractionLost):
+            pass  # logged by `defer`; Discord already told the member it failed
+        elif isinstance(error, OutsideGuild):
+            await _refuse(ctx, str(error))
         elif isinstance(error, commands.CheckFailure):
-            await ctx.reply("Only moderators can run sync commands.", allowed_mentions=NO_PINGS)
+            await _refuse(ctx, "Only moderators can run sync commands.")
         elif isinstance(error, commands.UserInputError):
-            await ctx.reply(fit(f"{error}"), allowed_mentions=NO_PINGS)
+            await _refuse(ctx, fit(f"{error}"))
         else:
             return
         ctx.command_failed_handled = True  # type: ignore[attr-defined]
@@ -651,7 +727,9 @@ class SyncCog(commands.Cog, name="Sync"):
         # so a refusal is answered once, here.
         error.handled = True  # type: ignore[attr-defined]
 
-    @commands.group(name="sync", invoke_without_command=True)
+    @commands.hybrid_group(name="sync", invoke_without_command=True)
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_roles=True)  # _slash.MODERATOR_PERMISSIONS: why
     async def sync_group(self, ctx: commands.Context) -> None:
         """Sync the site with the guild."""
         p = ctx.clean_prefix
@@ -661,8 +739,7 @@ class SyncCog(commands.Cog, name="Sync"):
             allowed_mentions=NO_PINGS,
         )
 
-    async def _command_run(self, ctx: commands.Context, kind: str, options: str) -> None:
-        dry_run = _parse_options(options)
+    async def _command_run(self, ctx: commands.Context, kind: str, dry_run: bool) -> None:
         runs = self.runs
         whole = self.guild_state is not None and self.guild_state.fully_chunked
         if runs is None or not self.ready.is_set() or not whole:
@@ -697,14 +774,26 @@ class SyncCog(commands.Cog, name="Sync"):
             self._tasks.discard(task)
 
     @sync_group.command(name="users")
-    async def sync_users(self, ctx: commands.Context, *, options: str = "") -> None:
+    @app_commands.describe(dry_run=DRY_RUN_HELP)
+    async def sync_users(
+        self,
+        ctx: commands.Context,
+        *,
+        dry_run: bool = commands.parameter(converter=DryRun, default=False),
+    ) -> None:
         """Compare every member with the site and write what differs."""
-        await self._command_run(ctx, "users", options)
+        await self._command_run(ctx, "users", dry_run)
 
     @sync_group.command(name="roles")
-    async def sync_roles(self, ctx: commands.Context, *, options: str = "") -> None:
+    @app_commands.describe(dry_run=DRY_RUN_HELP)
+    async def sync_roles(
+        self,
+        ctx: commands.Context,
+        *,
+        dry_run: bool = commands.parameter(converter=DryRun, default=False),
+    ) -> None:
         """Compare the guild's roles with the site and write what differs."""
-        await self._command_run(ctx, "roles", options)
+        await self._command_run(ctx, "roles", dry_run)
 
     @sync_group.command(name="cancel")
     async def cancel(self, ctx: commands.Context) -> None:
@@ -752,6 +841,15 @@ class SyncCog(commands.Cog, name="Sync"):
         await ctx.reply(fit("\n".join(lines)), allowed_mentions=NO_PINGS)
 
 
+async def _refuse(ctx: commands.Context, text: str) -> None:
+    """A refusal: a reply to a prefix command; to a slash command, an ephemeral answer (only the
+    member who asked sees it). Not answered in time, it is only logged: nothing else can be."""
+    try:
+        await ctx.reply(text, ephemeral=True, allowed_mentions=NO_PINGS)
+    except discord.HTTPException as error:
+        log.warning("could not answer a refused sync command: %s", error)
+
+
 def _run_line(run: Run) -> str:
     when = discord.utils.format_dt(run.started_at, "R")
     who = f" by {literal(run.actor)}" if run.actor else ""
@@ -781,17 +879,3 @@ def _reconcile_message(members: int, stopped: list[ActiveRun]) -> str:
         )
         text += f"\nStopped when the session was replaced, redone by these syncs: {runs}."
     return text
-
-
-def _in_seconds(seconds: float) -> str:
-    return f"in {seconds:.0f} s" if seconds >= 0.5 else "now"
-
-
-def _parse_options(options: str) -> bool:
-    words = options.split()
-    unknown = [w for w in words if w != "--dry-run"]
-    if unknown:
-        raise commands.BadArgument(
-            f"Unknown option {literal(unknown[0])}; the only option is `--dry-run`."
-        )
-    return bool(words)

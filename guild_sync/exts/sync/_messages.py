@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-import arrow
 import discord
 
 MESSAGE_LIMIT = 2000
@@ -42,25 +41,6 @@ def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
 
 def count(n: int) -> str:
     return f"{n:,}"
-
-
-def duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
-
-
-def eta(seconds_left: float | None) -> str:
-    """Remaining time in words ('in 3 minutes'), via arrow so it reads naturally."""
-    if seconds_left is None:
-        return "estimating…"
-    if seconds_left < 45:  # arrow's "just now" (under 10 s) would read as done
-        seconds = round(seconds_left)
-        return "in a second" if seconds <= 1 else f"in {seconds} seconds"
-    now = arrow.utcnow()
-    return now.shift(seconds=seconds_left).humanize(now)
 
 
 def field_counts(by_field: Mapping[str, int], site_users: int) -> str:

@@ -8,9 +8,12 @@ Prometheus endpoint (`SYNC_METRICS_PORT`, `_prometheus.py`). Everything goes thr
 backend is one more sink.
 
 Where the numbers come from: the engine's progress events (chunks, retries, rejected and failed
-records), the end of every run (`Runs.run`), and a sample of the engine's state (requests in
-flight, queued writes) every `INTERVAL_S`. Progress events are per run: a chunk carrying writes of
-a run and of member events (only while both are busy at once) counts once for each.
+records), the end of every run (`Runs.run`), a sample of the engine's state (requests in flight,
+queued writes) every `INTERVAL_S` and, for a sink that is scraped, at every scrape, and the
+breaker's state of each kind whenever the run book learns it (`RunBook.watch_breakers`: the
+start-up's recovery, every automatic run's admission, every recorded ending). Progress events
+are per run: a chunk carrying writes of a run and of member events (only while both are busy at
+once) counts once for each.
 
 "Seconds since the last full sync" is a gauge refreshed every `INTERVAL_S`, and at once when a
 user sync succeeds. A statsd gauge keeps its last value until it is set again, so one set only
@@ -68,6 +71,15 @@ class MetricsSink(Protocol):
 
     def since_full_sync(self, seconds: float) -> None: ...
 
+    def breaker_open(self, kind: str, is_open: bool) -> None:
+        """Whether the journal's breaker refuses automatic runs of `kind` (it opened after
+        SYNC_BREAKER_THRESHOLD failed automatic runs in a row), as last learnt."""
+
+    def sample_on_scrape(self, sample: Callable[[], None]) -> None:
+        """A sink that is scraped (Prometheus) calls `sample` before each answer, so its gauges
+        are those of the moment it is read, not of the last `INTERVAL_S` tick; the others
+        ignore it."""
+
 
 class NullSink:
     """No metrics backend: every call is dropped."""
@@ -91,6 +103,12 @@ class NullSink:
         pass
 
     def since_full_sync(self, seconds: float) -> None:
+        pass
+
+    def breaker_open(self, kind: str, is_open: bool) -> None:
+        pass
+
+    def sample_on_scrape(self, sample: Callable[[], None]) -> None:
         pass
 
 
@@ -145,6 +163,13 @@ class StatsdSink:
     def since_full_sync(self, seconds: float) -> None:
         if (stats := self._stats()) is not None:
             stats.gauge("sync.seconds_since_full_sync", round(seconds))
+
+    def breaker_open(self, kind: str, is_open: bool) -> None:
+        if (stats := self._stats()) is not None:
+            stats.gauge(f"sync.breaker_open.{_part(kind)}", int(is_open))
+
+    def sample_on_scrape(self, sample: Callable[[], None]) -> None:
+        pass  # statsd is sent to, never scraped: the sampling loop's ticks are its samples
 
 
 def _part(word: str) -> str:
@@ -206,6 +231,7 @@ class SyncMetrics:
         self._unwritten: dict[str, int] = {}
         """Per run: items of its chunks reported rejected or failed, not yet netted out of a
         ChunkDone (they are published before their chunk's ChunkDone)."""
+        sink.sample_on_scrape(self.sample)
 
     @classmethod
     def of(cls, bot: object, settings: object = None) -> SyncMetrics:
@@ -273,6 +299,12 @@ class SyncMetrics:
         lease said no."""
         with _never_raises():
             self.sink.run_ended(kind, "refused", None)
+
+    def breaker(self, kind: str, is_open: bool) -> None:
+        """The breaker of `kind` is open (automatic runs refused) or closed, as the run book
+        just learnt from the journal."""
+        with _never_raises():
+            self.sink.breaker_open(kind, is_open)
 
     def run_ended(self, report: RunFinished, *, succeeded: bool, duration_s: float) -> None:
         """`succeeded` as the journal and the breaker count it (`journal_status`): a run whose

@@ -95,10 +95,20 @@ class PrometheusSink:
             "Unix time of the last successful user sync, or of the extension's load before one",
             registry=r,
         )
+        self._breaker_open = Gauge(
+            "guild_sync_breaker_open",
+            "1 while the breaker refuses automatic runs of the kind (SYNC_BREAKER_THRESHOLD "
+            "failed automatic runs in a row; a moderator's successful run closes it), else 0",
+            ["kind"],
+            registry=r,
+        )
+        self._sample: Callable[[], None] | None = None
+        """The gauges' sampler (`SyncMetrics.sample`), called before each scrape is answered."""
         # Every series alerts read exists at 0 from the start: `increase()` cannot see the
         # first failure of a series that appears with the value 1.
         for kind in KINDS:
             self._duration.labels(kind)
+            self._breaker_open.labels(kind).set(0)
             for outcome in RUN_OUTCOMES:
                 self._runs.labels(kind, outcome)
         for outcome in USER_OUTCOMES:
@@ -115,7 +125,7 @@ class PrometheusSink:
         raises OSError when it cannot listen there. Needs the running loop (the extension's
         `setup`)."""
         sink = cls(wall_clock=wall_clock)
-        sink.server = MetricsServer.listen(sink.registry, host, port)
+        sink.server = MetricsServer.listen(sink.registry, host, port, before_scrape=sink._sampled)
         return sink
 
     async def close(self) -> None:
@@ -152,13 +162,31 @@ class PrometheusSink:
         interval to reason about."""
         self._last_full_sync.set(self._wall_clock() - seconds)
 
+    def breaker_open(self, kind: str, is_open: bool) -> None:
+        self._breaker_open.labels(_part(kind)).set(int(is_open))
+
+    def sample_on_scrape(self, sample: Callable[[], None]) -> None:
+        """Prometheus pulls: a request in flight at the scrape is in that scrape, not in the one
+        after the next sampling tick (up to `INTERVAL_S` later, or never for a short run)."""
+        self._sample = sample
+
+    def _sampled(self) -> None:
+        if self._sample is not None:
+            self._sample()
+
 
 class MetricsServer:
     """`GET /metrics` for one registry, served by aiohttp on the running loop."""
 
-    def __init__(self, registry: CollectorRegistry, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        sock: socket.socket,
+        before_scrape: Callable[[], None] = lambda: None,
+    ) -> None:
         self._registry = registry
         self._sock = sock
+        self._before_scrape = before_scrape
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         # No access log: a scrape every 15 s would be a log line every 15 s.
@@ -169,7 +197,14 @@ class MetricsServer:
         self._closed = False
 
     @classmethod
-    def listen(cls, registry: CollectorRegistry, host: str, port: int) -> MetricsServer:
+    def listen(
+        cls,
+        registry: CollectorRegistry,
+        host: str,
+        port: int,
+        *,
+        before_scrape: Callable[[], None] = lambda: None,
+    ) -> MetricsServer:
         """Bind and listen now, so a taken port raises here; connections made before aiohttp
         takes over wait in the socket's backlog. `socket.create_server` sets SO_REUSEADDR, so a
         port freed by an unload can be bound again at once."""
@@ -178,7 +213,7 @@ class MetricsServer:
         )[0]
         sock = socket.create_server(address[:2], family=family)
         try:
-            return cls(registry, sock)
+            return cls(registry, sock, before_scrape)
         except BaseException:
             sock.close()
             raise
@@ -202,6 +237,7 @@ class MetricsServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         # Prometheus asks for OpenMetrics when it can; curl gets the plain text format.
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        self._before_scrape()  # the gauges as they are now (`PrometheusSink.sample_on_scrape`)
         body = encoder(_WithoutCreated(self._registry))
         return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from guild_sync.exts.sync._runs import TITLES
+from guild_sync.times import span
 
 if TYPE_CHECKING:
     from guild_sync.exts.sync._cog import SyncCog
@@ -104,9 +105,9 @@ class Reconciler:
         wait = self.next_wait()
         log.info(
             "background reconcile every %s (±%d%%); the first in %s",
-            _duration(self.interval_s),
+            span(self.interval_s),
             round(JITTER * 100),
-            _duration(wait),
+            span(wait),
         )
         while True:
             await self._sleep(wait)
@@ -118,16 +119,14 @@ class Reconciler:
         reason = self.skip_reason()
         if reason is not None:
             self.skipped_ticks += 1
-            log.info(
-                "background reconcile skipped: %s; the next in %s", reason, _duration(next_wait)
-            )
+            log.info("background reconcile skipped: %s; the next in %s", reason, span(next_wait))
             return None
         self.started_runs += 1
         log.info(
             "background reconcile starting: a role sync, then a user sync (trigger %s); "
             "the next in %s",
             RECONCILE,
-            _duration(next_wait),
+            span(next_wait),
         )
         self.current = self._spawn(self._sync(), "sync-reconcile-background")
         return self.current
@@ -144,11 +143,3 @@ class Reconciler:
             if runs.busy(kind):
                 return f"a {TITLES[kind].lower()} (or a run sharing its lock) is running or waiting"
         return None
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= HOUR_S:
-        return f"{seconds / HOUR_S:.2f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"

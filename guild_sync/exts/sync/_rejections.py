@@ -24,6 +24,7 @@ import discord
 from guild_sync.engine.progress import BadRecords
 from guild_sync.exts.sync._messages import MESSAGE_LIMIT, count, fit, id_list, site_message
 from guild_sync.exts.sync._tracing import ErrorTracker
+from guild_sync.times import duration
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def edit_failure(error: Exception) -> EditFailure:
     if isinstance(error, discord.Forbidden):
         return EditFailure("Discord no longer lets the bot edit it", True)
     if isinstance(error, discord.RateLimited):
-        return EditFailure(f"Discord asked to wait {error.retry_after:.0f} s", True)
+        return EditFailure(f"Discord asked to wait {duration(error.retry_after)}", True)
     if isinstance(error, discord.HTTPException) and error.code == MAX_OLD_MESSAGE_EDITS:
         return EditFailure("it is older than an hour and Discord refuses more edits of it", True)
     if isinstance(error, discord.DiscordServerError):

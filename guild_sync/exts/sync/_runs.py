@@ -35,6 +35,7 @@ from guild_sync.exts.sync._guard import Guard
 from guild_sync.exts.sync._messages import literal
 from guild_sync.exts.sync._metrics import NullSink, SyncMetrics
 from guild_sync.exts.sync._reporter import NO_PINGS, RunReporter
+from guild_sync.exts.sync._slash import answer_end, command_prefix
 from guild_sync.exts.sync._tracing import RunTrace, sentry_on, track_error
 from guild_sync.journal import SUCCEEDED, BreakerChange
 
@@ -89,6 +90,7 @@ class Runs:
         """Per lock: runs asked for and not yet returned (waiting for the lock, a moderator's
         answer or another process's lease, running, or posting their summary)."""
         book.on_late_change = self.announce_breaker
+        book.watch_breakers(KINDS, self.metrics.breaker)
 
     def lock_of(self, kind: str) -> asyncio.Lock:
         return self._locks[LOCK_OF_KIND[kind]]
@@ -171,6 +173,8 @@ class Runs:
             )
         # Outside the lock: the next run of this kind need not wait for this summary's edit.
         await reporter.close(report)
+        if ctx is not None and ctx.interaction is not None and reporter.final_text is not None:
+            await answer_end(ctx.interaction, reporter.final_text, reporter.jump_url)
         if change is not None:
             await self.announce_breaker(change)
         await self.post_notices()
@@ -217,16 +221,19 @@ class Runs:
             run_id=ticket.run.run_id,
             min_edit_interval=self.settings.progress_interval,
             track_error=track_error,
-            prefix=self.settings.prefix,
+            prefix=command_prefix(self.settings),
         )
         message = await reporter.open()
         if message is not None:
             await self.book.note_message(ticket, message.id)
         if ctx is not None:
             try:
-                await ctx.reply(
-                    f"Started; follow it here: {reporter.jump_url}", allowed_mentions=NO_PINGS
+                where = (
+                    f"follow it here: {reporter.jump_url}"
+                    if reporter.jump_url is not None
+                    else "the log channel refused its live message, so the bot's logs follow it"
                 )
+                await ctx.reply(f"Started; {where}", allowed_mentions=NO_PINGS)
             except discord.HTTPException as error:  # the lease is held: the run must go on
                 log.warning("could not answer the command of run %s: %s", ticket.run.run_id, error)
         return ticket, reporter
@@ -332,7 +339,7 @@ class Runs:
             )
 
     async def announce_breaker(self, change: BreakerChange) -> None:
-        p = self.settings.prefix
+        p = command_prefix(self.settings)
         if change.opened:
             await self.post(
                 f"🛑 **Automatic syncs paused**: {literal(change.describe())}.\n"
