@@ -81,7 +81,39 @@ class Cause:
     sentry_event: str | None = None
 
 
-class Rejections:
+class EditedMessage:
+    """A log message a run keeps editing (its live message, its rejected records), and what
+    Discord's refusals taught: a lasting one (the message deleted, the channel gone) stops every
+    later edit, a passing one is kept for the note that says why the final count was reposted.
+    Its users set `message`, `run_id`, `_lost`, `_last_failure` and `_last_edit`."""
+
+    message: discord.Message | None
+    run_id: str
+    _lost: str | None
+    _last_failure: str | None
+    _last_edit: float
+
+    async def _edit_message(self, what: str, content: str, **extra: object) -> bool:
+        """Whether the edit landed; `what` names the message in the warning."""
+        if self.message is None or self._lost is not None:
+            return False
+        try:
+            await self.message.edit(content=content, allowed_mentions=NO_PINGS, **extra)
+            return True
+        except EDIT_ERRORS as error:
+            failure = edit_failure(error)
+            self._last_failure = failure.why
+            if failure.lasting:
+                self._lost = failure.why
+            log.warning(
+                "could not edit the %s of run %s (%s): %s", what, self.run_id, failure.why, error
+            )
+            return False
+        finally:
+            self._last_edit = time.monotonic()
+
+
+class Rejections(EditedMessage):
     def __init__(
         self,
         channel: discord.abc.Messageable,
@@ -222,23 +254,4 @@ class Rejections:
         await asyncio.shield(self._in_flight)
 
     async def _edit(self, **extra: object) -> bool:
-        """Whether the edit landed; a lasting failure stops every later edit."""
-        if self.message is None or self._lost is not None:
-            return False
-        try:
-            await self.message.edit(content=self.render(), allowed_mentions=NO_PINGS, **extra)
-            return True
-        except EDIT_ERRORS as error:
-            failure = edit_failure(error)
-            self._last_failure = failure.why
-            if failure.lasting:
-                self._lost = failure.why
-            log.warning(
-                "could not edit the rejected records of run %s (%s): %s",
-                self.run_id,
-                failure.why,
-                error,
-            )
-            return False
-        finally:
-            self._last_edit = time.monotonic()
+        return await self._edit_message("rejected records", self.render(), **extra)

@@ -43,7 +43,12 @@ from guild_sync.exts.sync._messages import (
     progress_bar,
     site_message,
 )
-from guild_sync.exts.sync._rejections import EDIT_ERRORS, Rejections, edit_failure, with_note
+from guild_sync.exts.sync._rejections import (
+    EDIT_ERRORS,
+    EditedMessage,
+    Rejections,
+    with_note,
+)
 from guild_sync.exts.sync._tracing import ErrorTracker
 from guild_sync.times import duration, eta
 
@@ -60,7 +65,7 @@ of Discord's five requests per five seconds. A whole interval first showed a 23 
 in four edits (at 5, 10, 15 and 20 s, the first with 9% already done) instead of five."""
 
 
-class RunReporter:
+class RunReporter(EditedMessage):
     def __init__(
         self,
         channel: discord.abc.Messageable,
@@ -305,26 +310,7 @@ class RunReporter:
             await asyncio.shield(self._in_flight)
 
     async def _edit(self, text: str) -> bool:
-        """Whether the edit landed; a lasting failure stops every later edit."""
-        if self.message is None or self._lost is not None:
-            return False
-        try:
-            await self.message.edit(content=text, allowed_mentions=NO_PINGS)
-            return True
-        except EDIT_ERRORS as error:
-            failure = edit_failure(error)
-            self._last_failure = failure.why
-            if failure.lasting:
-                self._lost = failure.why
-            log.warning(
-                "could not edit the live message of run %s (%s): %s",
-                self.run_id,
-                failure.why,
-                error,
-            )
-            return False
-        finally:
-            self._last_edit = time.monotonic()
+        return await self._edit_message("live message", text)
 
     async def _post_summary(self, text: str) -> None:
         """The summary as a new message, when the live message could not take it."""
