@@ -130,7 +130,10 @@ class SyncCog(commands.Cog, name="Sync"):
             # Guild commands, of the configured guild only: they show there at once (global
             # ones take up to an hour), nowhere else (no other guild's administrator can run
             # them, the same rule as `check_command`), and never in DMs.
-            app_commands.guilds(settings.guild_id)(self.sync_group)
+            # On the app command itself: discord.py 2.5 sets a hybrid group's default guilds
+            # on the group object, which nothing reads (2.7 unwraps it), and so made the
+            # commands global.
+            app_commands.guilds(settings.guild_id)(self.sync_group.app_command)
         if not self.prefix_commands:
             self._drop_prefix_commands()
 
