@@ -16,12 +16,17 @@ ttl/3 before the expiry when the store fails promptly, at least ttl/6 when a ret
 
 The holder stops by racing `wait_lost()` against its work (the sync cog cancels the run, which
 sends nothing new and waits for the requests already in flight).
+
+Releasing stops the renewer with a flag it checks after every store call, not with the
+cancellation alone: a store call can swallow a cancellation. On Python 3.11 `asyncio.wait_for`
+returns the result of an operation that finished just as the cancellation came, and redis-py
+sends every command through one (its socket timeout), so a release in that moment left the
+renewer renewing forever and `release()` waiting for it forever.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 from typing import Protocol
@@ -69,13 +74,18 @@ class Lease:
         await self._lost.wait()
 
     async def release(self) -> None:
-        """Stop renewing and free the lock now; a failed release just lets it expire."""
+        """Stop renewing and free the lock now; a failed release just lets it expire.
+
+        The cancellation ends a sleep or a hanging renewal at once, and `_released` ends the
+        renewer when its store call swallowed the cancellation (see the module docstring).
+        `asyncio.wait` rather than suppressing CancelledError: a caller cancelled (or timed
+        out) while this waits must be cancelled, not see a release that seemed to succeed.
+        """
         if self._released:
             return
         self._released = True
         self._renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._renewer
+        await asyncio.wait([self._renewer])
         if self.lost:
             return
         try:
@@ -112,6 +122,8 @@ class Lease:
                 async with asyncio.timeout_at(answer_by):
                     renewed = await self._store.extend_lock(self.name, self._token, self.ttl)
             except Exception as error:
+                if self._released:
+                    return  # released while this renewal ran, its cancellation swallowed
                 problem = (
                     f"no answer within {max(0.0, answer_by - attempt_at):.1f} s"
                     if isinstance(error, TimeoutError)
@@ -122,6 +134,8 @@ class Lease:
                     return
                 log.warning("renewing lock %r failed, retrying: %s", self.name, problem)
                 continue
+            if self._released:
+                return  # released while this renewal ran, its cancellation swallowed
             if not renewed:
                 self._mark_lost("it expired or another process took it over")
                 return

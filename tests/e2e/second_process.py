@@ -10,7 +10,8 @@ Prints READY, waits for a line on stdin, then tries the lock every POLL_S and pr
 BUSY <holder> after its first refusal. Once it holds the lock it reads the site's own counts
 (before writing anything) and prints ACQUIRED <counts as JSON>, then writes one user with
 bulk_patch and prints WROTE. It keeps the lock (renewing it) until stdin closes, then
-releases it and prints RELEASED (or LOST).
+releases it and prints RELEASED (or LOST). The line protocol, stdin, the release and the dump
+of its stacks for a failing test are hold_lock's, as is `LineChild` that drives it.
 """
 
 from __future__ import annotations
@@ -23,13 +24,10 @@ import aiohttp
 
 from guild_sync.journal import open_journal
 from guild_sync.site import SiteClient
+from tests.journal.hold_lock import Stdin, hold_until_stdin_closes, say
 
 POLL_S = 0.02
 USER_WRITES = ("POST /api/bot/users", "PATCH /api/bot/users/bulk_patch")
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 async def site_counts(site_url: str, token: str) -> dict[str, int]:
@@ -49,11 +47,12 @@ async def site_counts(site_url: str, token: str) -> dict[str, int]:
 
 
 async def main(url: str, lock: str, ttl: float, site_url: str, token: str, user_id: int) -> None:
-    loop = asyncio.get_running_loop()
+    stdin = await Stdin.open()
     owner = "second-process"
     async with await open_journal(url) as journal, SiteClient(site_url, token) as site:
         say("READY")
-        await loop.run_in_executor(None, sys.stdin.readline)
+        if not await stdin.go():
+            return
         said_busy = False
         while (lease := await journal.acquire(lock, owner=owner, ttl=ttl)) is None:
             if not said_busy:
@@ -64,10 +63,7 @@ async def main(url: str, lock: str, ttl: float, site_url: str, token: str, user_
         say(f"ACQUIRED {json.dumps(await site_counts(site_url, token))}")
         await site.bulk_patch_users([{"id": user_id, "name": "written by the second process"}])
         say("WROTE")
-        await loop.run_in_executor(None, sys.stdin.read)
-        lost = lease.lost
-        await lease.release()
-        say("LOST" if lost else "RELEASED")
+        await hold_until_stdin_closes(lease, stdin)
 
 
 if __name__ == "__main__":

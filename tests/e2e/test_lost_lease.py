@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,11 +29,11 @@ from bot.sandbox.site import DEFAULT_TOKEN
 from guild_sync.exts.sync._runs import COMMAND, STARTUP
 from guild_sync.journal import INTERRUPTED, open_journal
 from tests.e2e.harness import NO_STARTUP, Harness, eventually, running_bot, stale_site
+from tests.journal.hold_lock import LineChild
 from tests.redis_outage import Outage, RedisProxy, redis_with_proxy
 
 pytestmark = pytest.mark.timeout(120)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BULK_PATCH = "PATCH /api/bot/users/bulk_patch"
 LEASE_TTL_S = 3.0
 """Short, so the test waits out an expiry in seconds; renewals run every ttl/3."""
@@ -46,68 +45,19 @@ WITHIN = 30.0
 """A bound for things that come after the lease's expiry, only so a broken run fails."""
 
 
-class SecondProcess:
-    """The child process, driven line by line; its lines are collected as they come."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def start(cls, redis_url: str, site_url: str, user_id: int) -> SecondProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.e2e.second_process", redis_url, "users",
-            str(LEASE_TTL_S), site_url, DEFAULT_TOKEN, str(user_id),
-            cwd=PROJECT_ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        child = cls(process)
-        await child.line_starting("READY")
-        return child
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        while line := await self.process.stdout.readline():
-            self.lines.append(line.decode().strip())
-            self._changed.set()
-        self._changed.set()
-
-    def seen(self, prefix: str) -> str | None:
-        return next((line for line in self.lines if line.startswith(prefix)), None)
-
-    async def line_starting(self, prefix: str, within: float = WITHIN) -> str:
-        async with asyncio.timeout(within):
-            while (line := self.seen(prefix)) is None:
-                if self._reader.done():
-                    raise AssertionError(f"the second process exited: {self.lines}")
-                self._changed.clear()
-                await self._changed.wait()
-        return line
-
-    def go(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(b"go\n")
-
-    async def finish(self) -> str:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        last = await self.line_starting(("RELEASED", "LOST"))  # type: ignore[arg-type]
-        await asyncio.wait_for(self.process.wait(), WITHIN)
-        return last
-
-    async def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-        await self.process.wait()
-        self._reader.cancel()
+async def start_second_process(redis_url: str, site_url: str, user_id: int) -> LineChild:
+    """second_process.py, driven line by line (see LineChild: a failure says what it did)."""
+    return await LineChild.start(
+        "tests.e2e.second_process", redis_url, "users", str(LEASE_TTL_S), site_url,
+        DEFAULT_TOKEN, str(user_id), within=WITHIN,
+    )  # fmt: skip
 
 
 def lost_message(text: str) -> bool:
     return text.startswith("⚠️ **User sync**") and "lost its lease" in text
 
 
-async def first_of(h: Harness, second: SecondProcess) -> str:
+async def first_of(h: Harness, second: LineChild) -> str:
     """Which comes first: the bot saying its lease is lost, or the second process's lock."""
     said = asyncio.create_task(h.wait_for_log(lost_message, within=WITHIN))
     took = asyncio.create_task(second.line_starting("ACQUIRED"))
@@ -153,7 +103,7 @@ async def outage_during_a_run(
     book, runs = h.cog.book, h.cog.runs
     book.lease_ttl = LEASE_TTL_S
     marker_user = h.guild.expected_users()[-1].id
-    second = await SecondProcess.start(redis_url, h.site.url, marker_user)
+    second = await start_second_process(redis_url, h.site.url, marker_user)
     try:
         h.site.hold.arm(BULK_PATCH, after_items=HELD_AFTER)
         run = asyncio.create_task(runs.run("users", trigger=STARTUP))
@@ -164,7 +114,7 @@ async def outage_during_a_run(
 
         second.go()
         busy = await second.line_starting("BUSY")
-        assert busy == f"BUSY {book.owner}", "the second process must be kept out by our lease"
+        assert busy == f"BUSY {book.owner}", second.report("must be kept out by our lease")
         await proxy.cut(outage)
 
         first = await first_of(h, second)
@@ -207,7 +157,7 @@ async def outage_during_a_run(
         assert stored.done == 3 * CHUNK, stored
         # An interrupted automatic run counts as a failure, once.
         assert (breaker.consecutive_failures, breaker.last_run_id) == (1, report.run_id)
-        assert await second.finish() == "RELEASED"
+        await second.finish()  # releases the lock it holds and exits
     finally:
         h.site.hold.release()
         await second.kill()

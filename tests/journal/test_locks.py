@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 import time
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from guild_sync.journal import LockBusy, process_owner
 
 from .conftest import Store
+from .hold_lock import LineChild
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LINE_TIMEOUT = 15.0
 EVENTUALLY = 10.0
 """How long past its deadline something may come on a loaded machine before it counts as never."""
@@ -23,106 +21,68 @@ CLOCK_SLACK = 0.002
 """Redis reports a lock's remaining time in whole milliseconds."""
 
 
-class LockProcess:
+async def start_holder(store: Store, name: str, owner: str, ttl: float) -> LineChild:
     """A `hold_lock` child process, driven line by line over its stdin and stdout."""
-
-    def __init__(self, process: asyncio.subprocess.Process, owner: str):
-        self.process = process
-        self.owner = owner
-
-    @classmethod
-    async def start(cls, store: Store, name: str, owner: str, ttl: float) -> LockProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.journal.hold_lock",
-            store.url,
-            store.namespace,
-            name,
-            owner,
-            str(ttl),
-            cwd=PROJECT_ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        child = cls(process, owner)
-        assert await child.read_line() == "READY"
-        return child
-
-    async def read_line(self) -> str:
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), LINE_TIMEOUT)
-        return line.decode().strip()
-
-    def go(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(b"go\n")
-
-    async def finish(self) -> str:
-        """Close stdin: a holder releases the lock and reports; returns its last line."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        line = await self.read_line()
-        await asyncio.wait_for(self.process.wait(), LINE_TIMEOUT)
-        return line
-
-    def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
+    return await LineChild.start(
+        "tests.journal.hold_lock", store.url, store.namespace, name, owner, str(ttl),
+        within=LINE_TIMEOUT,
+    )  # fmt: skip
 
 
 @pytest.fixture
-async def processes() -> list[LockProcess]:
-    started: list[LockProcess] = []
+async def processes() -> AsyncIterator[list[LineChild]]:
+    started: list[LineChild] = []
     yield started
     for child in started:
-        child.kill()
-        await asyncio.wait_for(child.process.wait(), LINE_TIMEOUT)
+        await child.kill()
 
 
 async def test_only_one_of_several_racing_processes_gets_the_lock(
-    store: Store, processes: list[LockProcess]
+    store: Store, processes: list[LineChild]
 ) -> None:
+    owners = [f"bot-{index}" for index in range(3)]
     children = await asyncio.gather(
-        *(LockProcess.start(store, "users", f"bot-{index}", ttl=10.0) for index in range(3))
+        *(start_holder(store, "users", owner, ttl=10.0) for owner in owners)
     )
     processes.extend(children)
     for child in children:
         child.go()
 
-    answers = await asyncio.gather(*(child.read_line() for child in children))
+    answers = await asyncio.gather(*(child.line_starting("ACQUIRED", "BUSY") for child in children))
 
     winners = [
-        child for child, answer in zip(children, answers, strict=True) if answer == "ACQUIRED"
+        (owner, child)
+        for owner, child, answer in zip(owners, children, answers, strict=True)
+        if answer == "ACQUIRED"
     ]
     assert len(winners) == 1, answers
-    winner = winners[0]
-    assert sorted(answers) == ["ACQUIRED", f"BUSY {winner.owner}", f"BUSY {winner.owner}"]
+    [(owner, winner)] = winners
+    assert sorted(answers) == ["ACQUIRED", f"BUSY {owner}", f"BUSY {owner}"]
 
     journal = await store.open()
     assert await journal.acquire("users", owner="parent", ttl=10.0) is None
     holder = await journal.holder("users")
-    assert holder is not None and holder.owner == winner.owner
+    assert holder is not None and holder.owner == owner
     assert 0 < holder.expires_in <= 10.0
 
-    assert await winner.finish() == "RELEASED"
+    await winner.finish()
     lease = await journal.acquire("users", owner="parent", ttl=10.0)
     assert lease is not None
     await lease.release()
 
 
 async def test_a_killed_holders_lock_expires_after_its_ttl(
-    store: Store, processes: list[LockProcess]
+    store: Store, processes: list[LineChild]
 ) -> None:
     ttl = 1.5
-    child = await LockProcess.start(store, "roles", "doomed-bot", ttl=ttl)
+    child = await start_holder(store, "roles", "doomed-bot", ttl=ttl)
     processes.append(child)
     child.go()
-    assert await child.read_line() == "ACQUIRED"
+    answer = await child.line_starting("ACQUIRED", "BUSY")
+    assert answer == "ACQUIRED", child.report("did not take the free lock")
     journal = await store.open()
 
-    child.kill()
-    await asyncio.wait_for(child.process.wait(), LINE_TIMEOUT)
+    await child.kill()
     read_at = time.monotonic()
     dead = await journal.holder("roles")
     assert dead is not None and dead.owner == "doomed-bot"
