@@ -23,16 +23,7 @@ async def test_events_and_transactions_are_scrubbed_and_tagged():
     transport = RecordingTransport()
     init_sentry(DSN, "test", [TOKEN, KEY, DSN], transport=transport)
     try:
-        logging.getLogger("bot.test").error("request with Authorization: Token %s failed", KEY)
-        try:
-            raise RuntimeError(f"login with {TOKEN} refused")
-        except RuntimeError:
-            sentry_sdk.capture_exception()
-        event_id = track_error(f"chunk failed for {TOKEN}", {"run_id": "r1"})
-        trace = RunTrace("r1", "users", "startup")
-        trace.feed(ChunkDone("r1", ok=True, items=1000, latency_s=0.2, in_flight=1))
-        trace.feed(RunFinished("r1", "users", "startup", "finished"))
-        sentry_sdk.flush()
+        event_id = send_extension_events()
     finally:
         sentry_sdk.get_client().close()
     payloads = transport.payloads()
