@@ -210,7 +210,7 @@ async def test_runs_count_as_busy_while_they_wait_for_the_lock_or_run(tasks):
     )
     began: asyncio.Queue[asyncio.Event] = asyncio.Queue()
 
-    async def begin(kind, trigger, *args):
+    async def begin(request):
         gate = asyncio.Event()
         began.put_nowait(gate)
         await gate.wait()

@@ -54,6 +54,24 @@ HISTORY = 10
 Post = Callable[..., Awaitable[discord.Message | None]]
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What was asked for: a run's kind and who or what asked, carried as one through the
+    admission, the run and its report."""
+
+    kind: str
+    trigger: str
+    actor: discord.abc.User | None = None
+    dry_run: bool = False
+    role: discord.Role | None = None
+    ctx: commands.Context | None = None
+    detail: dict[str, str] | None = None
+
+    @property
+    def automatic(self) -> bool:
+        return self.trigger != COMMAND
+
+
 @dataclass
 class ActiveRun:
     run_id: str
@@ -132,32 +150,22 @@ class Runs:
         lock_name = LOCK_OF_KIND[kind]
         self._asked[lock_name] += 1
         try:
-            return await self._run(kind, trigger, actor, dry_run, role, ctx, detail)
+            return await self._run(RunRequest(kind, trigger, actor, dry_run, role, ctx, detail))
         finally:
             self._asked[lock_name] -= 1
 
-    async def _run(
-        self,
-        kind: str,
-        trigger: str,
-        actor: discord.abc.User | None,
-        dry_run: bool,
-        role: discord.Role | None,
-        ctx: commands.Context | None,
-        detail: dict[str, str] | None,
-    ) -> RunFinished | None:
+    async def _run(self, request: RunRequest) -> RunFinished | None:
         assert self.engine is not None
+        kind, ctx = request.kind, request.ctx
         async with self._locks[LOCK_OF_KIND[kind]]:
-            started = await self._begin(kind, trigger, actor, dry_run, role, ctx, detail)
+            started = await self._begin(request)
             if started is None:
                 self.metrics.run_refused(kind)
                 return None
             ticket, reporter = started
             plan = self.guard.take_plan(kind)
             began = time.monotonic()
-            report = await self._execute(
-                kind, trigger, dry_run, role, ticket, reporter, actor, plan
-            )
+            report = await self._execute(request, ticket, reporter, plan)
             status = journal_status(report.status, reporter.chunks_failed, report.error)
             self.metrics.run_ended(
                 report, succeeded=status == SUCCEEDED, duration_s=time.monotonic() - began
@@ -181,19 +189,11 @@ class Runs:
         self.history.appendleft(report)
         return report
 
-    async def _begin(
-        self,
-        kind: str,
-        trigger: str,
-        actor: discord.abc.User | None,
-        dry_run: bool,
-        role: discord.Role | None,
-        ctx: commands.Context | None,
-        detail: dict[str, str] | None,
-    ) -> tuple[Ticket, RunReporter] | None:
+    async def _begin(self, request: RunRequest) -> tuple[Ticket, RunReporter] | None:
         """Breaker, guard and lease say yes: the run is journalled and its live message posted."""
-        automatic = trigger != COMMAND
-        if not dry_run:
+        kind, trigger, actor, ctx = request.kind, request.trigger, request.actor, request.ctx
+        automatic = request.automatic
+        if not request.dry_run:
             refusal = await self.book.admit(kind, automatic=automatic)
             if refusal is not None:
                 log.warning("automatic %s run not started: %s", kind, refusal.reason)
@@ -205,7 +205,7 @@ class Runs:
             LOCK_OF_KIND[kind],
             trigger=trigger,
             actor=f"{actor} ({actor.id})" if actor is not None else None,
-            detail=detail,
+            detail=request.detail,
             wait_for_lock=self.book.lease_ttl + 5 if automatic else 0.0,
         )
         if isinstance(ticket, Refusal):
@@ -217,7 +217,7 @@ class Runs:
         reporter = RunReporter(
             self.channel() or NullChannel(),
             title=TITLES[kind],
-            headline=self._headline(kind, trigger, actor, role, dry_run, detail),
+            headline=self._headline(request),
             run_id=ticket.run.run_id,
             min_edit_interval=self.settings.progress_interval,
             track_error=track_error,
@@ -239,25 +239,18 @@ class Runs:
         return ticket, reporter
 
     async def _execute(
-        self,
-        kind: str,
-        trigger: str,
-        dry_run: bool,
-        role: discord.Role | None,
-        ticket: Ticket,
-        reporter: RunReporter,
-        actor: discord.abc.User | None,
-        plan: Plan | None,
+        self, request: RunRequest, ticket: Ticket, reporter: RunReporter, plan: Plan | None
     ) -> RunFinished:
         """The engine's run, followed live; a crash, a cancel or a lost lease still ends in a
         report. `plan`: the guard's recorded pass, which the run sends instead of reading the
         site again."""
         assert self.engine is not None
+        kind, trigger, actor = request.kind, request.trigger, request.actor
         run_id = ticket.run.run_id
         unsubscribe = [self.engine.subscribe(reporter.feed)]
         if sentry_on():
             unsubscribe.append(self.engine.subscribe(RunTrace(run_id, kind, trigger).feed))
-        task = asyncio.create_task(self._engine_run(kind, run_id, trigger, dry_run, role, plan))
+        task = asyncio.create_task(self._engine_run(request, run_id, plan))
         actor_name = str(actor) if actor is not None else None
         self.active[run_id] = ActiveRun(run_id, kind, trigger, actor_name, reporter, task)
         heartbeat = asyncio.create_task(self._heartbeat(ticket, reporter))
@@ -308,15 +301,9 @@ class Runs:
             f"({reason or 'unknown reason'}), so another bot process may run this sync now"
         )
 
-    def _headline(
-        self,
-        kind: str,
-        trigger: str,
-        actor: discord.abc.User | None,
-        role: discord.Role | None,
-        dry_run: bool,
-        detail: dict[str, str] | None,
-    ) -> str:
+    @staticmethod
+    def _headline(request: RunRequest) -> str:
+        kind, role, actor, detail = request.kind, request.role, request.actor, request.detail
         what = {
             "roles": "roles",
             "users": "users",
@@ -324,8 +311,8 @@ class Runs:
         }[kind]
         who = f" by {literal(actor.display_name)}" if actor is not None else ""
         resumes = f" · resumes interrupted run `{detail['resumes']}`" if detail else ""
-        shown_trigger = TRIGGER_LABELS.get(trigger, trigger)
-        return f"{'dry run of ' if dry_run else ''}{what} · {shown_trigger}{who}{resumes}"
+        shown_trigger = TRIGGER_LABELS.get(request.trigger, request.trigger)
+        return f"{'dry run of ' if request.dry_run else ''}{what} · {shown_trigger}{who}{resumes}"
 
     async def _heartbeat(self, ticket: Ticket, reporter: RunReporter) -> None:
         """Keep the journal's row fresh, so a restart can tell a dead run from a live one."""
@@ -354,16 +341,9 @@ class Runs:
         for notice in self.book.notices():
             await self.post(f"⚠️ Run journal: {literal(notice)} (set aside; syncing goes on).")
 
-    async def _engine_run(
-        self,
-        kind: str,
-        run_id: str,
-        trigger: str,
-        dry_run: bool,
-        role: discord.Role | None,
-        plan: Plan | None,
-    ) -> RunFinished:
+    async def _engine_run(self, request: RunRequest, run_id: str, plan: Plan | None) -> RunFinished:
         assert self.engine is not None
+        kind, trigger, dry_run, role = request.kind, request.trigger, request.dry_run, request.role
         if kind == "roles":
             return await self.engine.sync_roles(dry_run=dry_run, run_id=run_id, trigger=trigger)
         if kind == "users":
